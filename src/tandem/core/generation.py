@@ -1,0 +1,90 @@
+"""Sampling parameters, usage counts and the generation record that makes an answer reproducible."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FINISH_REASONS = ("stop", "length", "cancelled", "error")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. temperature 0 means greedy; `seed` makes sampling reproducible."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    # The 135M model repeats itself until the token cap without a mild penalty.
+    repetition_penalty: float = 1.1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SamplingParams:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "stop" in known:
+            known["stop"] = tuple(known["stop"] or ())
+        return cls(**known)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass
+class Completion:
+    """A finished answer from an engine."""
+
+    text: str
+    finish_reason: str
+    usage: Usage = field(default_factory=Usage)
+    rendered_prompt: str | None = None
+    seed: int | None = None
+    time_to_first_token_s: float | None = None
+    latency_s: float = 0.0
+
+
+@dataclass
+class GenerationRecord:
+    """Everything needed to reproduce one answer: which weights, which engine, which prompt."""
+
+    model_version: str
+    engine: str
+    sampling: SamplingParams
+    seed: int | None
+    rendered_prompt: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    time_to_first_token_s: float | None
+    finish_reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sampling"] = self.sampling.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GenerationRecord:
+        d = dict(d)
+        d["sampling"] = SamplingParams.from_dict(d.get("sampling") or {})
+        return cls(**d)

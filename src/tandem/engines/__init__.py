@@ -1,0 +1,6 @@
+"""Engines: one interface (`Engine.stream`), several backends."""
+
+from tandem.engines.base import Chunk, Engine, EngineError, ModelInfo
+from tandem.engines.catalog import ModelCatalog, ModelNotFound
+
+__all__ = ["Chunk", "Engine", "EngineError", "ModelCatalog", "ModelInfo", "ModelNotFound"]

@@ -1,0 +1,93 @@
+"""The engine interface: one way to generate tokens, whatever does the work.
+
+Every backend (the embedded ONNX engine, transformers, any OpenAI-compatible server, the fake
+engine of the tests) implements `stream`; `complete` and `complete_batch` derive from it.
+Closing a stream early (the client went away, the user pressed stop) cancels the generation
+and frees its place in the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from tandem.core.generation import Completion, SamplingParams, Usage
+from tandem.core.messages import Message
+
+
+@dataclass
+class Chunk:
+    """A piece of a streamed answer. The last chunk carries `finish_reason` and `usage`."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    # Filled on the last chunk by local engines: what the model actually saw.
+    rendered_prompt: str | None = None
+    seed: int | None = None
+
+
+class EngineError(RuntimeError):
+    """A backend failed in a way the caller should report (unreachable server, bad model)."""
+
+
+@dataclass
+class ModelInfo:
+    id: str
+    backend: str
+    owned_by: str = "tandem"
+    accepts_images: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class Engine(ABC):
+    """Generates text for one model. Safe to call from many asyncio tasks at once."""
+
+    backend: str = "abstract"
+
+    def __init__(self, model_id: str) -> None:
+        self.model_id = model_id
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(id=self.model_id, backend=self.backend)
+
+    def render_prompt(self, messages: Sequence[Message]) -> str | None:
+        """The exact prompt text a local engine feeds the model; None for remote servers."""
+        return None
+
+    @abstractmethod
+    def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Chunk]:
+        """Yield chunks as tokens are produced; the final chunk has finish_reason and usage."""
+
+    async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
+        start = time.perf_counter()
+        first: float | None = None
+        parts: list[str] = []
+        last = Chunk()
+        async for chunk in self.stream(messages, params):
+            if chunk.text and first is None:
+                first = time.perf_counter() - start
+            parts.append(chunk.text)
+            last = chunk
+        return Completion(
+            text="".join(parts),
+            finish_reason=last.finish_reason or "stop",
+            usage=last.usage or Usage(),
+            rendered_prompt=last.rendered_prompt,
+            seed=last.seed,
+            time_to_first_token_s=first,
+            latency_s=time.perf_counter() - start,
+        )
+
+    async def complete_batch(
+        self, items: Sequence[tuple[Sequence[Message], SamplingParams]]
+    ) -> list[Completion]:
+        """Many answers at once (evals, dataset sampling). Engines batch concurrent requests."""
+        return list(await asyncio.gather(*(self.complete(m, p) for m, p in items)))
+
+    def close(self) -> None:
+        """Release threads, sessions and connections."""

@@ -1,0 +1,82 @@
+"""Which engine answers which model id.
+
+The server holds one `ModelCatalog`. Local model versions are added when they are prepared or
+registered (so a new version is servable without a restart); OpenAI-compatible servers add
+their models under `<backend name>/<model>`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from tandem.engines.base import Engine, ModelInfo
+
+
+class ModelNotFound(KeyError):
+    def __init__(self, model_id: str) -> None:
+        super().__init__(model_id)
+        self.model_id = model_id
+
+    def __str__(self) -> str:
+        return f"model {self.model_id!r} does not exist"
+
+
+class ModelCatalog:
+    """Model id -> engine. Engines can be registered eagerly or as factories loaded on first use."""
+
+    def __init__(self, default_model: str | None = None) -> None:
+        self.default_model = default_model
+        self._engines: dict[str, Engine] = {}
+        self._factories: dict[str, tuple[Callable[[], Engine], ModelInfo]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, engine: Engine) -> None:
+        with self._lock:
+            self._engines[engine.model_id] = engine
+            self._factories.pop(engine.model_id, None)
+
+    def add_lazy(self, info: ModelInfo, factory: Callable[[], Engine]) -> None:
+        """Register a model whose engine is built on the first request (loading takes seconds)."""
+        with self._lock:
+            if info.id not in self._engines:
+                self._factories[info.id] = (factory, info)
+
+    def remove(self, model_id: str) -> None:
+        with self._lock:
+            engine = self._engines.pop(model_id, None)
+            self._factories.pop(model_id, None)
+        if engine is not None:
+            engine.close()
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._engines or model_id in self._factories
+
+    def get(self, model_id: str | None = None) -> Engine:
+        model_id = model_id or self.default_model
+        if model_id is None:
+            raise ModelNotFound("")
+        with self._lock:
+            engine = self._engines.get(model_id)
+            if engine is not None:
+                return engine
+            entry = self._factories.get(model_id)
+            if entry is None:
+                raise ModelNotFound(model_id)
+            engine = entry[0]()
+            self._engines[model_id] = engine
+            del self._factories[model_id]
+            return engine
+
+    def list(self) -> list[ModelInfo]:
+        with self._lock:
+            infos = [e.info for e in self._engines.values()]
+            infos += [info for _, info in self._factories.values()]
+        return sorted(infos, key=lambda i: i.id)
+
+    def close(self) -> None:
+        with self._lock:
+            engines = list(self._engines.values())
+            self._engines.clear()
+        for engine in engines:
+            engine.close()

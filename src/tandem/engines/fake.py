@@ -1,0 +1,71 @@
+"""A scripted engine for hermetic tests: deterministic, instant, and honest about usage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from tandem.core.generation import SamplingParams, Usage
+from tandem.core.messages import Message
+from tandem.engines.base import Chunk, Engine
+
+
+class FakeEngine(Engine):
+    """Answers from `script` in turn (cycling), or echoes the last user message.
+
+    Each whitespace-separated word counts as one token, so `max_tokens` truncation, stop
+    strings and usage behave as they would with a real tokenizer.
+    """
+
+    backend = "fake"
+
+    def __init__(
+        self, model_id: str = "fake-model", script: Sequence[str] = (), delay_s: float = 0.0
+    ):
+        super().__init__(model_id)
+        self.script = list(script)
+        self.delay_s = delay_s
+        self.calls: list[tuple[list[Message], SamplingParams]] = []
+
+    def render_prompt(self, messages: Sequence[Message]) -> str:
+        return "".join(f"<{m.role}>{m.content}\n" for m in messages) + "<assistant>"
+
+    def _answer(self, messages: Sequence[Message]) -> str:
+        if self.script:
+            return self.script[(len(self.calls) - 1) % len(self.script)]
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        return f"You said: {last_user}"
+
+    async def stream(
+        self, messages: Sequence[Message], params: SamplingParams
+    ) -> AsyncIterator[Chunk]:
+        self.calls.append((list(messages), params))
+        words = self._answer(messages).split(" ")
+        prompt = self.render_prompt(messages)
+        text, finish = "", "stop"
+        emitted = 0
+        for i, word in enumerate(words):
+            if i >= params.max_tokens:
+                finish = "length"
+                break
+            piece = word if i == 0 else " " + word
+            candidate = text + piece
+            hit = min((candidate.find(s) for s in params.stop if s in candidate), default=-1)
+            if hit >= 0:
+                text = candidate[:hit]
+                break
+            text = candidate
+            emitted = i + 1
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            yield Chunk(text=piece)
+        else:
+            emitted = len(words)
+        # A stop string can cut a word already sent; fake streams send whole words, so the
+        # truncated remainder is simply not sent.
+        yield Chunk(
+            finish_reason=finish,
+            usage=Usage(prompt_tokens=len(prompt.split()), completion_tokens=emitted),
+            rendered_prompt=prompt,
+            seed=params.seed,
+        )
