@@ -1,14 +1,14 @@
 """Settings, read from the environment (prefix TANDEM_). One frozen dataclass, documented fields.
 
-    TANDEM_HOME            data directory: database, model registry, caches
-                           (default ~/.local/share/tandem)
-    TANDEM_DATABASE_URL    SQLAlchemy URL (default sqlite:///$TANDEM_HOME/tandem.db);
-                           postgresql+psycopg://user:pass@host/db for PostgreSQL
-    TANDEM_ADMIN_API_KEY   bootstraps an admin account with this API key (for automation)
-    TANDEM_DEFAULT_MODEL   model id answered when a request names none
-    TANDEM_BACKENDS        OpenAI-compatible servers, JSON list of
-                           {"name", "base_url", "api_key"?, "models"?}
-    TANDEM_ALLOW_SIGNUP    "0" closes open sign-up (the first user can always sign up)
+TANDEM_HOME            data directory: database, model registry, caches
+                       (default ~/.local/share/tandem)
+TANDEM_DATABASE_URL    SQLAlchemy URL (default sqlite:///$TANDEM_HOME/tandem.db);
+                       postgresql+psycopg://user:pass@host/db for PostgreSQL
+TANDEM_ADMIN_API_KEY   bootstraps an admin account with this API key (for automation)
+TANDEM_DEFAULT_MODEL   model id answered when a request names none
+TANDEM_BACKENDS        OpenAI-compatible servers, JSON list of
+                       {"name", "base_url", "api_key"?, "models"?}
+TANDEM_ALLOW_SIGNUP    "0" closes open sign-up (the first user can always sign up)
 """
 
 from __future__ import annotations

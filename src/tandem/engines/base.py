@@ -89,5 +89,5 @@ class Engine(ABC):
         """Many answers at once (evals, dataset sampling). Engines batch concurrent requests."""
         return list(await asyncio.gather(*(self.complete(m, p) for m, p in items)))
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most engines hold nothing to release
         """Release threads, sessions and connections."""
