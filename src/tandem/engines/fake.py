@@ -40,32 +40,23 @@ class FakeEngine(Engine):
         self, messages: Sequence[Message], params: SamplingParams
     ) -> AsyncIterator[Chunk]:
         self.calls.append((list(messages), params))
-        words = self._answer(messages).split(" ")
-        prompt = self.render_prompt(messages)
-        text, finish = "", "stop"
-        emitted = 0
-        for i, word in enumerate(words):
-            if i >= params.max_tokens:
-                finish = "length"
-                break
-            piece = word if i == 0 else " " + word
-            candidate = text + piece
-            hit = min((candidate.find(s) for s in params.stop if s in candidate), default=-1)
-            if hit >= 0:
-                text = candidate[:hit]
-                break
-            text = candidate
-            emitted = i + 1
+        answer, finish = self._answer(messages), "stop"
+        words = answer.split(" ")
+        if len(words) > params.max_tokens:
+            words, finish = words[: params.max_tokens], "length"
+        text = " ".join(words)
+        hits = [i for s in params.stop if (i := text.find(s)) >= 0]
+        if hits:
+            text, finish = text[: min(hits)], "stop"
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))] if text else []
+        for piece in pieces:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
             yield Chunk(text=piece)
-        else:
-            emitted = len(words)
-        # A stop string can cut a word already sent; fake streams send whole words, so the
-        # truncated remainder is simply not sent.
+        prompt = self.render_prompt(messages)
         yield Chunk(
             finish_reason=finish,
-            usage=Usage(prompt_tokens=len(prompt.split()), completion_tokens=emitted),
+            usage=Usage(prompt_tokens=len(prompt.split()), completion_tokens=len(pieces)),
             rendered_prompt=prompt,
             seed=params.seed,
         )

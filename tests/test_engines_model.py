@@ -1,0 +1,129 @@
+"""The real embedded model behind each local engine (marker `model`)."""
+
+import asyncio
+import time
+
+import pytest
+
+from tandem.core import Message, SamplingParams
+from tandem.engines.base import EngineError
+from tandem.registry.embedded import load_prepared, prepare_embedded_model
+
+pytestmark = pytest.mark.model
+
+GREEDY = SamplingParams(temperature=0, max_tokens=24, repetition_penalty=1.0)
+FRANCE = [Message.text("user", "What is the capital of France?")]
+
+
+def test_preparation_is_reused_quickly(model_home):
+    before = load_prepared(model_home)
+    assert before is not None
+    start = time.perf_counter()
+    again = prepare_embedded_model(model_home)
+    assert time.perf_counter() - start < 1.0
+    assert again.manifest == before.manifest
+    assert (again.hf_dir / "model.safetensors").exists()
+    assert (again.hf_dir / "tokenizer.json").exists()
+    assert (again.onnx_dir / "model.onnx").exists()
+
+
+def test_default_engine_answers_and_reports_usage(onnx_engine):
+    done = asyncio.run(onnx_engine.complete(FRANCE, GREEDY))
+    assert "Paris" in done.text
+    assert done.usage.prompt_tokens > 5
+    assert 0 < done.usage.completion_tokens <= 24
+    assert done.rendered_prompt.endswith("<|im_start|>assistant\n")
+    assert "What is the capital of France?" in done.rendered_prompt
+
+
+def test_greedy_is_deterministic_and_seeded_sampling_reproducible(onnx_engine):
+    a = asyncio.run(onnx_engine.complete(FRANCE, GREEDY))
+    b = asyncio.run(onnx_engine.complete(FRANCE, GREEDY))
+    assert a.text == b.text
+    sampled = SamplingParams(temperature=1.0, top_p=0.95, max_tokens=20, seed=1234)
+    c = asyncio.run(onnx_engine.complete(FRANCE, sampled))
+    d = asyncio.run(onnx_engine.complete(FRANCE, sampled))
+    assert c.text == d.text and c.seed == d.seed == 1234
+
+
+def test_max_tokens_and_stop_strings(onnx_engine):
+    capped = asyncio.run(onnx_engine.complete(FRANCE, SamplingParams(temperature=0, max_tokens=3)))
+    assert capped.finish_reason == "length"
+    assert capped.usage.completion_tokens == 3
+    full = asyncio.run(onnx_engine.complete(FRANCE, GREEDY))
+    stop_word = full.text.split()[2]
+    stopped = asyncio.run(
+        onnx_engine.complete(
+            FRANCE,
+            SamplingParams(temperature=0, max_tokens=24, repetition_penalty=1.0, stop=(stop_word,)),
+        )
+    )
+    assert stopped.finish_reason == "stop"
+    assert stop_word not in stopped.text
+    assert full.text.startswith(stopped.text)
+
+
+def test_concurrent_requests_share_decode_steps(onnx_engine):
+    """A short request sent while a long one is generating finishes first, i.e. it does not
+    queue behind the long answer; and answers are unaffected by their batch neighbours."""
+    long_params = SamplingParams(temperature=0, max_tokens=200, repetition_penalty=1.0)
+    story = [Message.text("user", "Write a long story about a dragon and a knight.")]
+    alone = asyncio.run(onnx_engine.complete(FRANCE, GREEDY))
+
+    async def race():
+        finished = []
+
+        async def run(name, messages, params, delay):
+            await asyncio.sleep(delay)
+            done = await onnx_engine.complete(messages, params)
+            finished.append(name)
+            return done
+
+        long_done, short_done = await asyncio.gather(
+            run("long", story, long_params, 0), run("short", FRANCE, GREEDY, 0.2)
+        )
+        return finished, long_done, short_done
+
+    finished, long_done, short_done = asyncio.run(race())
+    assert long_done.usage.completion_tokens > 100
+    assert finished == ["short", "long"]
+    assert short_done.text == alone.text
+
+
+def test_cancelling_a_stream_frees_its_slot(onnx_engine):
+    async def cancel_early():
+        stream = onnx_engine.stream(
+            [Message.text("user", "Write a very long essay about rivers.")],
+            SamplingParams(temperature=0, max_tokens=400),
+        )
+        count = 0
+        async for _ in stream:
+            count += 1
+            if count == 3:
+                break
+        await stream.aclose()
+        for _ in range(50):
+            if not onnx_engine._active:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    assert asyncio.run(cancel_early())
+
+
+def test_prompt_longer_than_the_context_is_a_clear_error(onnx_engine):
+    huge = [Message.text("user", "word " * (onnx_engine.max_context + 10))]
+    with pytest.raises(EngineError, match="context"):
+        asyncio.run(onnx_engine.complete(huge, GREEDY))
+
+
+def test_transformers_reference_engine_agrees_on_an_easy_fact(prepared_model):
+    from tandem.engines.transformers_engine import TransformersEngine
+
+    engine = TransformersEngine(prepared_model.hf_dir, "ref")
+    done = asyncio.run(engine.complete(FRANCE, GREEDY))
+    assert "Paris" in done.text
+    assert done.usage.completion_tokens <= 24
+    batch = asyncio.run(engine.complete_batch([(FRANCE, GREEDY), (FRANCE, GREEDY)]))
+    assert [b.text for b in batch] == [batch[0].text] * 2
+    assert "Paris" in batch[0].text
