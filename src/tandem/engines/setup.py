@@ -1,4 +1,4 @@
-"""Build the server's model catalog from settings, the prepared embedded model and the registry.
+"""Build the server's model catalog from settings and the model registry directory.
 
 Built-in backends register through the same table a plugin would use (`BACKENDS`).
 """
@@ -63,19 +63,14 @@ def add_remote_backends(catalog: ModelCatalog, settings: Settings) -> None:
             catalog.add(OpenAICompatEngine(backend, remote))
 
 
-def build_catalog(settings: Settings, prepare: bool = True) -> ModelCatalog:
-    """The catalog `tandem serve` uses: the embedded model (prepared on first use), every
-    trained version in the registry directory, and configured OpenAI-compatible servers."""
-    from tandem.registry.embedded import EMBEDDED_VERSION, prepare_embedded_model
-
+def build_catalog(settings: Settings) -> ModelCatalog:
+    """The catalog `tandem serve` uses: every prepared version in the registry directory (the
+    embedded model once `tandem.registry.embedded` has prepared it, and every trained version)
+    and the configured OpenAI-compatible servers. Engines load on first use."""
     catalog = ModelCatalog(default_model=settings.default_model)
-    if prepare:
-        prepared = prepare_embedded_model(settings.home)
-        add_local_version(catalog, EMBEDDED_VERSION, prepared.root)
     registry = settings.registry_dir
     if registry.exists():
         for root in sorted(p for p in registry.iterdir() if (p / "manifest.json").exists()):
-            if root.name not in catalog:
-                add_local_version(catalog, root.name, root)
+            add_local_version(catalog, root.name, root)
     add_remote_backends(catalog, settings)
     return catalog
