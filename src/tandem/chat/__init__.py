@@ -1,1 +1,13 @@
-"""tandem.chat."""
+"""Turning a conversation into model input, calling an engine, recording the generation."""
+
+from tandem.chat.render import render_messages, render_system_prompt
+from tandem.chat.service import ChatService, ComparisonOutcome, Turn, resolve_sampling
+
+__all__ = [
+    "ChatService",
+    "ComparisonOutcome",
+    "Turn",
+    "render_messages",
+    "render_system_prompt",
+    "resolve_sampling",
+]

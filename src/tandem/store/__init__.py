@@ -1,1 +1,48 @@
-"""tandem.store."""
+"""The database: SQLAlchemy 2 models, Alembic migrations, and the repositories that hold every
+query. Every repository method touching user-owned data takes the acting user's id; another
+user's row raises `NotFound`, exactly like a missing one.
+
+    from tandem.store import make_engine, make_session_factory, migrate, ConversationRepo
+    engine = make_engine(settings.database_url); migrate(engine)
+    with make_session_factory(engine)() as session:
+        conv = ConversationRepo(session).create(user_id, title="hello")
+"""
+
+from tandem.store.comparisons import ComparisonRepo
+from tandem.store.conversations import ConversationRepo
+from tandem.store.db import SessionFactory, make_engine, make_session_factory, migrate
+from tandem.store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from tandem.store.feedback import FeedbackRepo
+from tandem.store.generations import GenerationRepo
+from tandem.store.model_versions import ModelVersionRepo
+from tandem.store.profiles import CustomInstructionsRepo, ProfileRepo
+from tandem.store.users import (
+    ApiKeyRepo,
+    SiteSettingsRepo,
+    UserRepo,
+    WebSessionRepo,
+    bootstrap_admin,
+)
+
+__all__ = [
+    "ApiKeyRepo",
+    "ComparisonRepo",
+    "Conflict",
+    "ConversationRepo",
+    "CustomInstructionsRepo",
+    "FeedbackRepo",
+    "GenerationRepo",
+    "InvalidInput",
+    "ModelVersionRepo",
+    "NotFound",
+    "PermissionDenied",
+    "ProfileRepo",
+    "SessionFactory",
+    "SiteSettingsRepo",
+    "UserRepo",
+    "WebSessionRepo",
+    "bootstrap_admin",
+    "make_engine",
+    "make_session_factory",
+    "migrate",
+]

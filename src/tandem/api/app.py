@@ -1,0 +1,90 @@
+"""The FastAPI application: OpenAI-compatible `/v1`, the native `/api`, authentication.
+
+    from tandem.api.app import create_app
+    app = create_app(Settings.from_env())          # catalog from tandem.engines.setup
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+On startup the database is migrated to the latest schema and, when TANDEM_ADMIN_API_KEY is
+set, an admin account that this key logs into is created (once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import tandem
+from tandem.api.body_limit import BodySizeLimit
+from tandem.api.errors import install_error_handlers
+from tandem.api.routes import (
+    auth,
+    comparisons,
+    conversations,
+    feedback,
+    keys,
+    messages,
+    openai,
+    profiles,
+    users,
+)
+from tandem.chat import ChatService
+from tandem.core.settings import Settings
+from tandem.engines import ModelCatalog
+from tandem.store import bootstrap_admin, make_engine, make_session_factory, migrate
+
+log = logging.getLogger("tandem.api")
+
+ROUTERS = (
+    openai.router,
+    auth.router,
+    keys.router,
+    conversations.router,
+    messages.router,
+    feedback.router,
+    comparisons.router,
+    profiles.router,
+    users.router,
+)
+
+
+def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastAPI:
+    """Build the app. Without `catalog`, engines come from `tandem.engines.setup`, and the app
+    closes them on shutdown; a catalog passed in belongs to the caller."""
+    owns_catalog = catalog is None
+    if catalog is None:
+        from tandem.engines.setup import build_catalog  # heavy imports only when serving
+
+        catalog = build_catalog(settings)
+    db = make_engine(settings.database_url)
+    session_factory = make_session_factory(db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate(db)
+        if settings.admin_api_key:
+            with session_factory() as session:
+                bootstrap_admin(session, settings.admin_api_key)
+        yield
+        if owns_catalog:
+            catalog.close()
+        db.dispose()
+
+    app = FastAPI(
+        title="tandem",
+        version=tandem.__version__,
+        description="Chat with a model whose users' signals post-train its next version.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.catalog = catalog
+    app.state.session_factory = session_factory
+    # The catalog names the default model (built from settings.default_model by setup).
+    app.state.chat = ChatService(session_factory, catalog)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

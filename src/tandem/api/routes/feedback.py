@@ -1,0 +1,73 @@
+"""Feedback: rate a generation made through /v1 (by its completion id), list my ratings,
+withdraw one. Rating a conversation message lives in the messages router."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import Field
+
+from tandem.api.deps import CurrentUser, SessionDep
+from tandem.api.schemas import Body, Id, Public
+from tandem.store import FeedbackRepo
+
+router = APIRouter(prefix="/api", tags=["feedback"])
+
+Reason = Literal[
+    "not_factual", "didnt_follow_instructions", "refused", "too_long", "unsafe", "other"
+]
+
+
+class FeedbackCreate(Body):
+    rating: Literal["up", "down"]
+    reasons: list[Reason] = Field(default_factory=list, max_length=6)
+    comment: str = Field("", max_length=2000)
+
+
+class FeedbackPublic(Public):
+    id: str
+    generation_id: str
+    message_id: str | None
+    rating: str
+    reasons: list[str]
+    comment: str
+    created_at: datetime
+
+
+def generation_id_of(completion_id: str) -> str:
+    """/v1 responses are identified as `chatcmpl-<generation id>`; accept either form."""
+    return completion_id.removeprefix("chatcmpl-")
+
+
+@router.post("/generations/{generation_id}/feedback", response_model=FeedbackPublic)
+def rate_generation(
+    generation_id: Id, body: FeedbackCreate, user: CurrentUser, session: SessionDep
+):
+    return FeedbackRepo(session).rate_generation(
+        user.id, generation_id_of(generation_id), body.rating, body.reasons, body.comment
+    )
+
+
+@router.delete("/generations/{generation_id}/feedback", status_code=status.HTTP_204_NO_CONTENT)
+def withdraw_generation_feedback(
+    generation_id: Id, user: CurrentUser, session: SessionDep
+) -> Response:
+    FeedbackRepo(session).withdraw_generation(user.id, generation_id_of(generation_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/feedback", response_model=list[FeedbackPublic])
+def list_feedback(
+    user: CurrentUser,
+    session: SessionDep,
+    history: Annotated[bool, Query(description="include superseded and withdrawn")] = False,
+):
+    return FeedbackRepo(session).list(user.id, include_history=history)
+
+
+@router.delete("/feedback/{feedback_id}", status_code=status.HTTP_204_NO_CONTENT)
+def withdraw_feedback(feedback_id: Id, user: CurrentUser, session: SessionDep) -> Response:
+    FeedbackRepo(session).withdraw(user.id, feedback_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

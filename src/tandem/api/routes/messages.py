@@ -1,0 +1,67 @@
+"""Acting on one message: regenerate an answer, edit-and-branch a question, rate an answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import Field
+
+from tandem.api.deps import ChatDep, CurrentUser, SessionDep
+from tandem.api.errors import ApiError
+from tandem.api.routes.feedback import FeedbackCreate, FeedbackPublic
+from tandem.api.schemas import MAX_TEXT, Body, Id, ModelId, SamplingIn
+from tandem.api.schemas import sampling_overrides as overrides
+from tandem.api.turns import TurnPublic, respond
+from tandem.store import FeedbackRepo
+
+router = APIRouter(prefix="/api/messages", tags=["messages"])
+
+
+class RegenerateIn(Body):
+    model: ModelId | None = None
+    sampling: SamplingIn | None = None
+    stream: bool = False
+
+
+class EditIn(RegenerateIn):
+    content: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+@router.post("/{message_id}/regenerate", response_model=TurnPublic)
+async def regenerate(message_id: Id, body: RegenerateIn, user: CurrentUser, chat: ChatDep):
+    """A new answer beside assistant message `message_id`, to the same question."""
+    turn = await run_in_threadpool(
+        chat.regenerate, user.id, message_id, body.model, overrides(body.sampling)
+    )
+    return await respond(turn, body.stream)
+
+
+@router.post("/{message_id}/edit", response_model=TurnPublic)
+async def edit(message_id: Id, body: EditIn, user: CurrentUser, chat: ChatDep):
+    """A new user message beside `message_id` (same parent), then its answer."""
+    turn = await run_in_threadpool(
+        chat.edit, user.id, message_id, body.content, body.model, overrides(body.sampling)
+    )
+    return await respond(turn, body.stream)
+
+
+@router.post("/{message_id}/feedback", response_model=FeedbackPublic)
+def rate_message(message_id: Id, body: FeedbackCreate, user: CurrentUser, session: SessionDep):
+    """Rate an answer; rating it again supersedes the previous rating."""
+    return FeedbackRepo(session).rate_message(
+        user.id, message_id, body.rating, body.reasons, body.comment
+    )
+
+
+@router.get("/{message_id}/feedback", response_model=FeedbackPublic)
+def get_message_feedback(message_id: Id, user: CurrentUser, session: SessionDep):
+    row = FeedbackRepo(session).current_for_message(user.id, message_id)
+    if row is None:
+        raise ApiError(404, "no feedback on this message", "not_found")
+    return row
+
+
+@router.delete("/{message_id}/feedback", status_code=status.HTTP_204_NO_CONTENT)
+def withdraw_message_feedback(message_id: Id, user: CurrentUser, session: SessionDep) -> Response:
+    FeedbackRepo(session).withdraw_message(user.id, message_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,211 @@
+"""The OpenAI-compatible API: `GET /v1/models` and `POST /v1/chat/completions`.
+
+Every completion is stored as a generation record owned by the caller; the response `id` is
+`chatcmpl-<generation id>`, and `POST /api/generations/{id}/feedback` rates it. With n > 1 each
+choice is its own generation (the id names choice 0; every choice carries `generation_id`).
+
+    from openai import OpenAI
+    client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="tk-...")
+    client.chat.completions.create(model="smollm2-135m-instruct", messages=[...])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from tandem.api.deps import CatalogDep, ChatDep, CurrentUser
+from tandem.api.errors import ApiError, error_body
+from tandem.api.schemas import MAX_TEXT, Body, ModelId
+from tandem.api.sse import sse, sse_response
+from tandem.chat import Turn, resolve_sampling
+from tandem.core.messages import Message
+from tandem.engines import Chunk, EngineError
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+Stop = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class TextPart(Body):
+    type: Literal["text"]
+    text: str = Field(max_length=MAX_TEXT)
+
+
+class ChatMessageIn(Body):
+    # "developer" is what newer OpenAI clients send in place of "system".
+    role: Literal["system", "developer", "user", "assistant"]
+    content: (
+        Annotated[str, Field(max_length=MAX_TEXT)] | Annotated[list[TextPart], Field(max_length=64)]
+    )
+    name: str | None = Field(None, max_length=64)
+
+    def to_message(self) -> Message:
+        if isinstance(self.content, str):
+            text = self.content
+        else:
+            text = "".join(p.text for p in self.content)
+        role = "system" if self.role == "developer" else self.role
+        return Message.text(role, text)
+
+
+class StreamOptions(Body):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(Body):
+    model: ModelId | None = None
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=1000)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    stop: Stop | list[Stop] | None = Field(None, max_length=4)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    n: int = Field(1, ge=1, le=8)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    # Accepted for client compatibility; `user` is an opaque end-user label, never an identity.
+    user: str | None = Field(None, max_length=256)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+
+    def sampling(self, choice: int) -> dict[str, Any]:
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        seed = None if self.seed is None else self.seed + choice  # n samples must differ
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_completion_tokens or self.max_tokens,
+            "stop": stop,
+            "seed": seed,
+        }
+
+
+def _finish(reason: str | None) -> str:
+    return reason if reason in ("stop", "length") else "stop"
+
+
+def _usage(turns: list[Turn]) -> dict[str, int]:
+    # The prompt is shared by all n choices, so it counts once, as OpenAI counts it.
+    prompt = turns[0].generation.prompt_tokens if turns[0].generation else 0
+    completion = sum(t.generation.completion_tokens for t in turns if t.generation)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+@router.get("/models")
+def list_models(_: CurrentUser, catalog: CatalogDep) -> dict[str, Any]:
+    data = [
+        {"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by}
+        for m in catalog.list()
+    ]
+    return {"object": "list", "data": data}
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, user: CurrentUser, chat: ChatDep):
+    messages = [m.to_message() for m in body.messages]
+    turns = [
+        chat.generate(user.id, messages, body.model, resolve_sampling(None, body.sampling(i)))
+        for i in range(body.n)
+    ]  # ModelNotFound here: a 404 before any generation
+    created = int(time.time())
+    model = turns[0].model
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return sse_response(_stream(turns, model, created, include_usage))
+    try:
+        await asyncio.gather(*(t.run() for t in turns))
+    except EngineError as exc:
+        raise ApiError(502, f"the model backend failed: {exc}", "engine_error") from exc
+    return {
+        "id": f"chatcmpl-{turns[0].generation_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": t.text},
+                "finish_reason": _finish(t.generation.finish_reason),
+                "logprobs": None,
+                "generation_id": t.generation_id,
+            }
+            for i, t in enumerate(turns)
+        ],
+        "usage": _usage(turns),
+    }
+
+
+async def _stream(
+    turns: list[Turn], model: str, created: int, include_usage: bool
+) -> AsyncIterator[str]:
+    """Interleave the n choices' chunks as they come, in OpenAI's chunk format."""
+    queue: asyncio.Queue[tuple[int, Chunk | Exception | None]] = asyncio.Queue()
+
+    async def pump(index: int, turn: Turn) -> None:
+        try:
+            async with aclosing(turn.stream()) as chunks:
+                async for chunk in chunks:
+                    await queue.put((index, chunk))
+        except EngineError as exc:
+            await queue.put((index, exc))
+        finally:
+            await queue.put((index, None))
+
+    stream_id = f"chatcmpl-{turns[0].generation_id}"
+
+    def frame(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
+        payload: dict[str, Any] = {
+            "id": stream_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": choices,
+        }
+        if include_usage:
+            payload["usage"] = usage
+        return sse(payload)
+
+    tasks = [asyncio.create_task(pump(i, t)) for i, t in enumerate(turns)]
+    try:
+        for i in range(len(turns)):
+            delta = {"role": "assistant", "content": ""}
+            yield frame([{"index": i, "delta": delta, "finish_reason": None}])
+        remaining = len(turns)
+        while remaining:
+            index, item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, Exception):
+                yield sse(error_body(502, f"the model backend failed: {item}", "engine_error"))
+                return
+            else:
+                if item.text:
+                    delta = {"content": item.text}
+                    yield frame([{"index": index, "delta": delta, "finish_reason": None}])
+                if item.finish_reason:
+                    choice = {
+                        "index": index,
+                        "delta": {},
+                        "finish_reason": _finish(item.finish_reason),
+                        "generation_id": turns[index].generation_id,
+                    }
+                    yield frame([choice])
+        if include_usage:
+            yield frame([], _usage(turns))
+        yield sse("[DONE]")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,85 @@
+"""Schemas more than one router returns or accepts. Request bodies forbid unknown fields (so a
+smuggled `user_id` is rejected, never trusted) and bound every string and list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tandem.store.models import StoredGeneration, StoredMessage
+
+MAX_TEXT = 100_000  # characters in one message
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+ModelId = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SamplingIn(Body):
+    """Per-request sampling overrides; unset fields fall back to the profile, then defaults."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    stop: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        None, max_length=4
+    )
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    repetition_penalty: float | None = Field(None, ge=0.5, le=2)
+
+    def overrides(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+def sampling_overrides(sampling: SamplingIn | None) -> dict[str, Any]:
+    return sampling.overrides() if sampling is not None else {}
+
+
+class Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class MessagePublic(Public):
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    role: str
+    content: str
+    parts: list[dict[str, Any]]
+    generation_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: StoredMessage) -> MessagePublic:
+        return cls(
+            id=row.id,
+            conversation_id=row.conversation_id,
+            parent_id=row.parent_id,
+            role=row.role,
+            content=row.to_message().content,
+            parts=row.parts,
+            generation_id=row.generation_id,
+            created_at=row.created_at,
+        )
+
+
+class GenerationPublic(Public):
+    id: str
+    model_version: str
+    backend: str
+    sampling: dict[str, Any]
+    seed: int | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    time_to_first_token_s: float | None
+    finish_reason: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: StoredGeneration) -> GenerationPublic:
+        return cls.model_validate(row)

@@ -1,0 +1,72 @@
+"""Answering a chat turn over HTTP: JSON when it is done, or server-sent events as it streams.
+
+Stream events, one JSON object per `data:` line:
+    {"type": "user_message", "message": {...}}      when the turn added a user message
+    {"type": "delta", "text": "..."}                 as tokens arrive
+    {"type": "done", "message": {...}, "generation": {...}}
+    {"type": "error", "error": {"message", "type", "code"}}
+A client that disconnects mid-stream cancels generation; the partial answer is stored with
+finish_reason "cancelled".
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from tandem.api.errors import ApiError, error_body
+from tandem.api.schemas import GenerationPublic, MessagePublic
+from tandem.api.sse import sse, sse_response
+from tandem.chat import Turn
+from tandem.engines import EngineError
+
+
+class TurnPublic(BaseModel):
+    user_message: MessagePublic | None
+    assistant_message: MessagePublic
+    generation: GenerationPublic
+
+
+def _done(turn: Turn) -> TurnPublic:
+    assert turn.assistant_message is not None and turn.generation is not None
+    return TurnPublic(
+        user_message=MessagePublic.of(turn.user_message) if turn.user_message else None,
+        assistant_message=MessagePublic.of(turn.assistant_message),
+        generation=GenerationPublic.of(turn.generation),
+    )
+
+
+async def _events(turn: Turn) -> AsyncIterator[str]:
+    if turn.user_message is not None:
+        message = MessagePublic.of(turn.user_message).model_dump(mode="json")
+        yield sse({"type": "user_message", "message": message})
+    try:
+        async with aclosing(turn.stream()) as chunks:
+            async for chunk in chunks:
+                if chunk.text:
+                    yield sse({"type": "delta", "text": chunk.text})
+    except EngineError as exc:
+        error = error_body(502, f"the model backend failed: {exc}", "engine_error")
+        yield sse({"type": "error", **error})
+        return
+    done = _done(turn)
+    yield sse(
+        {
+            "type": "done",
+            "message": done.assistant_message.model_dump(mode="json"),
+            "generation": done.generation.model_dump(mode="json"),
+        }
+    )
+
+
+async def respond(turn: Turn, stream: bool) -> TurnPublic | StreamingResponse:
+    if stream:
+        return sse_response(_events(turn))
+    try:
+        await turn.run()
+    except EngineError as exc:
+        raise ApiError(502, f"the model backend failed: {exc}", "engine_error") from exc
+    return _done(turn)

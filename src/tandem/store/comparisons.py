@@ -1,0 +1,80 @@
+"""Blind side-by-side comparisons: two answers to one turn, then a verdict.
+
+A verdict is cast once (it is a signal a dataset may read); the chosen answer becomes the
+conversation's current branch.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tandem.store.conversations import ConversationRepo
+from tandem.store.errors import Conflict, InvalidInput, NotFound
+from tandem.store.models import VERDICTS, Comparison, Conversation, utcnow
+
+
+class ComparisonRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self,
+        user_id: str,
+        conversation_id: str,
+        parent_message_id: str,
+        message_a_id: str,
+        message_b_id: str,
+    ) -> Comparison:
+        convs = ConversationRepo(self.session)
+        conv = convs.get(user_id, conversation_id)
+        for mid in (parent_message_id, message_a_id, message_b_id):
+            if convs.get_message(user_id, mid).conversation_id != conv.id:
+                raise NotFound("message", mid)
+        row = Comparison(
+            user_id=user_id,
+            conversation_id=conv.id,
+            parent_message_id=parent_message_id,
+            message_a_id=message_a_id,
+            message_b_id=message_b_id,
+        )
+        self.session.add(row)
+        self.session.commit()
+        return row
+
+    def get(self, user_id: str, comparison_id: str) -> Comparison:
+        row = self.session.scalar(
+            select(Comparison).where(Comparison.id == comparison_id, Comparison.user_id == user_id)
+        )
+        if row is None:
+            raise NotFound("comparison", comparison_id)
+        # A comparison in a deleted conversation is gone too.
+        ConversationRepo(self.session).get(user_id, row.conversation_id)
+        return row
+
+    def list(self, user_id: str, limit: int = 100) -> list[Comparison]:
+        return list(
+            self.session.scalars(
+                select(Comparison)
+                .join(Conversation, Conversation.id == Comparison.conversation_id)
+                .where(Comparison.user_id == user_id, Conversation.deleted_at.is_(None))
+                .order_by(Comparison.created_at.desc())
+                .limit(limit)
+            )
+        )
+
+    def vote(self, user_id: str, comparison_id: str, verdict: str) -> Comparison:
+        if verdict not in VERDICTS:
+            raise InvalidInput(f"verdict must be one of {VERDICTS}")
+        row = self.get(user_id, comparison_id)
+        if row.verdict is not None:
+            raise Conflict("this comparison has already been voted on")
+        row.verdict = verdict
+        row.voted_at = utcnow()
+        # The chosen answer continues the branch; on "both_bad" the turn waits for a new answer.
+        chosen = {"a": row.message_a_id, "b": row.message_b_id, "tie": row.message_a_id}.get(
+            verdict, row.parent_message_id
+        )
+        self.session.commit()
+        ConversationRepo(self.session).set_current(user_id, row.conversation_id, chosen)
+        return row

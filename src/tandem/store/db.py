@@ -1,0 +1,70 @@
+"""Connecting to the database and bringing its schema up to date.
+
+engine = make_engine("sqlite:///tandem.db")     # or postgresql+psycopg://user:pw@host/db
+migrate(engine)                                  # alembic upgrade head, from the package
+Session = make_session_factory(engine)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SessionFactory = sessionmaker[Session]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers proceed while one writer writes; FULL makes a commit survive power loss;
+    # SQLite leaves foreign keys off unless asked, per connection.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """A SQLAlchemy engine for `url`, configured for tandem (WAL and foreign keys on SQLite)."""
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        # Requests run in a thread pool; each connection is used by one thread at a time.
+        connect_args = {"check_same_thread": False, "timeout": 30}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config() -> Config:
+    """Alembic's config pointing at the migrations shipped inside the package (no alembic.ini)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def migrate(target: str | Engine, revision: str = "head") -> None:
+    """Run `alembic upgrade <revision>` on a URL or an engine; safe to call on every start."""
+    engine = make_engine(target) if isinstance(target, str) else target
+    try:
+        with engine.begin() as connection:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+    finally:
+        if isinstance(target, str):
+            engine.dispose()
+
+
+def make_session_factory(engine: Engine) -> SessionFactory:
+    # expire_on_commit=False: rows returned by a repository stay readable after its commit.
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,227 @@
+"""Accounts and credentials: users, web sessions, API keys, and the site's sign-up switch.
+
+Secrets are never stored: passwords as argon2 hashes, session tokens and API keys as sha256
+(both are long random strings, so a fast hash is enough and lets a lookup use an index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tandem.store.errors import Conflict, NotFound, PermissionDenied
+from tandem.store.models import ApiKey, SiteSetting, User, WebSession, utcnow
+
+API_KEY_PREFIX = "tk-"
+SESSION_LIFETIME = timedelta(days=30)
+_hasher = PasswordHasher()
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    """`tk-` followed by 40 url-safe characters (240 bits)."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(30)
+
+
+def key_prefix(key: str) -> str:
+    """What is shown in listings and used to find the row: `tk-` and the next 8 characters."""
+    return key[:11]
+
+
+class UserRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self,
+        email: str,
+        password: str | None,
+        display_name: str = "",
+        is_admin: bool = False,
+    ) -> User:
+        email = email.strip().lower()
+        if self.session.scalar(select(User.id).where(User.email == email)) is not None:
+            raise Conflict("an account with this email already exists")
+        user = User(
+            email=email,
+            password_hash=_hasher.hash(password) if password is not None else None,
+            display_name=display_name or email.split("@")[0],
+            is_admin=is_admin,
+        )
+        self.session.add(user)
+        self.session.commit()
+        return user
+
+    def get(self, user_id: str) -> User:
+        user = self.session.get(User, user_id)
+        if user is None:
+            raise NotFound("user", user_id)
+        return user
+
+    def get_by_email(self, email: str) -> User | None:
+        return self.session.scalar(select(User).where(User.email == email.strip().lower()))
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count()).select_from(User)) or 0
+
+    def authenticate(self, email: str, password: str) -> User | None:
+        """The user if the password matches and the account is enabled, else None."""
+        user = self.get_by_email(email)
+        if user is None or user.password_hash is None:
+            _hasher.hash(password)  # same cost either way: timing does not reveal accounts
+            return None
+        try:
+            _hasher.verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if user.is_disabled:
+            return None
+        return user
+
+    def update_me(
+        self,
+        user_id: str,
+        display_name: str | None = None,
+        use_for_training: bool | None = None,
+    ) -> User:
+        user = self.get(user_id)
+        if display_name is not None:
+            user.display_name = display_name
+        if use_for_training is not None:
+            user.use_for_training = use_for_training
+        self.session.commit()
+        return user
+
+    def _require_admin(self, acting_user_id: str) -> None:
+        if not self.get(acting_user_id).is_admin:
+            raise PermissionDenied("admin only")
+
+    def list(self, acting_user_id: str) -> list[User]:
+        self._require_admin(acting_user_id)
+        return list(self.session.scalars(select(User).order_by(User.created_at)))
+
+    def set_disabled(self, acting_user_id: str, user_id: str, disabled: bool) -> User:
+        self._require_admin(acting_user_id)
+        if acting_user_id == user_id and disabled:
+            raise Conflict("an admin cannot disable their own account")
+        user = self.get(user_id)
+        user.is_disabled = disabled
+        self.session.commit()
+        return user
+
+
+class WebSessionRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, user_id: str, lifetime: timedelta = SESSION_LIFETIME) -> str:
+        """Start a session; returns the token for the cookie (only its hash is stored)."""
+        token = secrets.token_urlsafe(32)
+        self.session.add(
+            WebSession(
+                token_hash=sha256_hex(token), user_id=user_id, expires_at=utcnow() + lifetime
+            )
+        )
+        self.session.commit()
+        return token
+
+    def user_for(self, token: str) -> User | None:
+        """The enabled user behind a live session token, else None."""
+        row = self.session.get(WebSession, sha256_hex(token))
+        if row is None or row.expires_at <= utcnow():
+            return None
+        user = self.session.get(User, row.user_id)
+        return None if user is None or user.is_disabled else user
+
+    def delete(self, token: str) -> None:
+        row = self.session.get(WebSession, sha256_hex(token))
+        if row is not None:
+            self.session.delete(row)
+            self.session.commit()
+
+
+class ApiKeyRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, user_id: str, name: str = "", key: str | None = None) -> tuple[ApiKey, str]:
+        """A new key for the user: the row and the full key, which is shown once."""
+        key = key or new_api_key()
+        row = ApiKey(user_id=user_id, name=name, prefix=key_prefix(key), key_hash=sha256_hex(key))
+        self.session.add(row)
+        self.session.commit()
+        return row, key
+
+    def list(self, user_id: str) -> list[ApiKey]:
+        return list(
+            self.session.scalars(
+                select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc())
+            )
+        )
+
+    def revoke(self, user_id: str, key_id: str) -> ApiKey:
+        row = self.session.scalar(
+            select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id)
+        )
+        if row is None:
+            raise NotFound("api key", key_id)
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            self.session.commit()
+        return row
+
+    def user_for(self, key: str) -> User | None:
+        """The enabled user owning this unrevoked key, else None."""
+        digest = sha256_hex(key)
+        for row in self.session.scalars(select(ApiKey).where(ApiKey.prefix == key_prefix(key))):
+            if hmac.compare_digest(row.key_hash, digest):
+                if row.revoked_at is not None:
+                    return None
+                user = self.session.get(User, row.user_id)
+                return None if user is None or user.is_disabled else user
+        return None
+
+
+class SiteSettingsRepo:
+    """Settings an admin changes at run time; they override the defaults from `Settings`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, key: str, default: object = None) -> object:
+        row = self.session.get(SiteSetting, key)
+        return default if row is None else row.value
+
+    def set(self, acting_user_id: str, key: str, value: object) -> None:
+        UserRepo(self.session)._require_admin(acting_user_id)
+        row = self.session.get(SiteSetting, key)
+        if row is None:
+            self.session.add(SiteSetting(key=key, value=value))
+        else:
+            row.value = value
+        self.session.commit()
+
+
+def bootstrap_admin(session: Session, api_key: str, email: str = "admin@localhost") -> User:
+    """Make sure an admin account exists that `api_key` logs into. Idempotent."""
+    users, keys = UserRepo(session), ApiKeyRepo(session)
+    existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == sha256_hex(api_key)))
+    if existing is not None:
+        # Already bootstrapped. A key an admin revoked stays revoked across restarts.
+        return users.get(existing.user_id)
+    user = users.get_by_email(email) or users.create(email, None, "admin", is_admin=True)
+    if not user.is_admin or user.is_disabled:
+        user.is_admin, user.is_disabled = True, False
+        session.commit()
+    keys.create(user.id, name="bootstrap (TANDEM_ADMIN_API_KEY)", key=api_key)
+    return user
