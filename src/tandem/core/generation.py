@@ -12,8 +12,9 @@ FINISH_REASONS = ("stop", "length", "cancelled", "error")
 class SamplingParams:
     """How to sample. temperature 0 means greedy; `seed` makes sampling reproducible."""
 
-    temperature: float = 0.7
-    top_p: float = 0.95
+    # SmolLM2's authors recommend a low temperature; a request's own values override these.
+    temperature: float = 0.3
+    top_p: float = 0.9
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
     seed: int | None = None
