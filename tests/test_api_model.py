@@ -99,3 +99,14 @@ def test_unknown_model_and_bad_parameters_are_client_errors(real_client):
             messages=[{"role": "user", "content": "hi"}],
             max_tokens=0,
         )
+
+
+def test_a_prompt_longer_than_the_context_is_a_400(real_client, onnx_engine):
+    huge = "word " * (onnx_engine.max_context + 10)
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError, match="context"):
+            real_client.chat.completions.create(
+                model="smollm2-135m-instruct",
+                messages=[{"role": "user", "content": huge}],
+                stream=stream,
+            )

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tandem.engines import EngineError, ModelNotFound
+from tandem.engines import ContextLengthExceeded, EngineError, ModelNotFound
 from tandem.store import Conflict, InvalidInput, NotFound, PermissionDenied
 
 log = logging.getLogger("tandem.api")
@@ -94,6 +94,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PermissionDenied)
     async def permission_denied(_: Request, exc: PermissionDenied) -> JSONResponse:
         return error_response(403, str(exc) or "not allowed", "forbidden")
+
+    @app.exception_handler(ContextLengthExceeded)
+    async def context_length(_: Request, exc: ContextLengthExceeded) -> JSONResponse:
+        return error_response(400, str(exc), "context_length_exceeded")
 
     @app.exception_handler(EngineError)
     async def engine_error(_: Request, exc: EngineError) -> JSONResponse:

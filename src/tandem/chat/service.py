@@ -72,6 +72,8 @@ class Turn:
         user_message: StoredMessage | None = None,
         make_current: bool = True,
     ) -> None:
+        # A request that cannot fit fails here, as the caller's error, before any streaming.
+        engine.check_request(messages, params)
         self.service = service
         self.user_id = user_id
         self.engine = engine

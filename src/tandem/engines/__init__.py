@@ -1,6 +1,14 @@
 """Engines: one interface (`Engine.stream`), several backends."""
 
-from tandem.engines.base import Chunk, Engine, EngineError, ModelInfo
+from tandem.engines.base import Chunk, ContextLengthExceeded, Engine, EngineError, ModelInfo
 from tandem.engines.catalog import ModelCatalog, ModelNotFound
 
-__all__ = ["Chunk", "Engine", "EngineError", "ModelCatalog", "ModelInfo", "ModelNotFound"]
+__all__ = [
+    "Chunk",
+    "ContextLengthExceeded",
+    "Engine",
+    "EngineError",
+    "ModelCatalog",
+    "ModelInfo",
+    "ModelNotFound",
+]

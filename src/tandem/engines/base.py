@@ -34,6 +34,10 @@ class EngineError(RuntimeError):
     """A backend failed in a way the caller should report (unreachable server, bad model)."""
 
 
+class ContextLengthExceeded(EngineError, ValueError):
+    """The request does not fit the model's context: the caller's input, not a failure."""
+
+
 @dataclass
 class ModelInfo:
     id: str
@@ -58,6 +62,10 @@ class Engine(ABC):
     def render_prompt(self, messages: Sequence[Message]) -> str | None:
         """The exact prompt text a local engine feeds the model; None for remote servers."""
         return None
+
+    def check_request(self, messages: Sequence[Message], params: SamplingParams) -> None:
+        """Raise ContextLengthExceeded for a request that cannot fit, before anything is
+        stored or streamed. Remote engines leave this to their server."""
 
     @abstractmethod
     def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Chunk]:
@@ -89,5 +97,5 @@ class Engine(ABC):
         """Many answers at once (evals, dataset sampling). Engines batch concurrent requests."""
         return list(await asyncio.gather(*(self.complete(m, p) for m, p in items)))
 
-    def close(self) -> None:  # noqa: B027 - most engines hold nothing to release
+    def close(self) -> None:
         """Release threads, sessions and connections."""

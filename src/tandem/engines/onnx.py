@@ -34,16 +34,12 @@ from tokenizers import Tokenizer
 
 from tandem.core.generation import SamplingParams, Usage
 from tandem.core.messages import Message
-from tandem.engines.base import Chunk, Engine, EngineError, ModelInfo
+from tandem.engines.base import Chunk, ContextLengthExceeded, Engine, EngineError, ModelInfo
 from tandem.engines.sampling import sample_token
 from tandem.engines.text import ChatTemplate, IncrementalDecoder, StopMatcher
 
 PREFILL_CHUNK = 256
 BASE_CAPACITY = 1024
-
-
-class PromptTooLong(EngineError, ValueError):
-    pass
 
 
 @dataclass(eq=False)
@@ -126,15 +122,22 @@ class OnnxEngine(Engine):
 
     # ---- public API -------------------------------------------------------------------------
 
-    async def stream(
-        self, messages: Sequence[Message], params: SamplingParams
-    ) -> AsyncIterator[Chunk]:
+    def _encode(self, messages: Sequence[Message]) -> tuple[str, list[int]]:
         prompt = self.render_prompt(messages)
         ids = self.tokenizer.encode(prompt, add_special_tokens=False).ids
         if len(ids) + 1 >= self.max_context:
-            raise PromptTooLong(
+            raise ContextLengthExceeded(
                 f"the prompt is {len(ids)} tokens; this model's context is {self.max_context}"
             )
+        return prompt, ids
+
+    def check_request(self, messages: Sequence[Message], params: SamplingParams) -> None:
+        self._encode(messages)
+
+    async def stream(
+        self, messages: Sequence[Message], params: SamplingParams
+    ) -> AsyncIterator[Chunk]:
+        prompt, ids = self._encode(messages)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
         request = _Request(

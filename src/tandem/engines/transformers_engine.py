@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tandem.core.generation import Completion, SamplingParams, Usage
 from tandem.core.messages import Message
-from tandem.engines.base import Chunk, Engine, EngineError
+from tandem.engines.base import Chunk, ContextLengthExceeded, Engine, EngineError
 from tandem.engines.text import ChatTemplate, IncrementalDecoder, StopMatcher
 
 
@@ -55,15 +55,24 @@ class TransformersEngine(Engine):
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kwargs
 
+    def _encode(self, messages: Sequence[Message]):  # type: ignore[no-untyped-def]
+        prompt = self.render_prompt(messages)
+        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        if ids.shape[1] + 1 >= self.max_context:
+            raise ContextLengthExceeded(
+                f"the prompt is {ids.shape[1]} tokens; this model's context is {self.max_context}"
+            )
+        return prompt, ids
+
+    def check_request(self, messages: Sequence[Message], params: SamplingParams) -> None:
+        self._encode(messages)
+
     async def stream(
         self, messages: Sequence[Message], params: SamplingParams
     ) -> AsyncIterator[Chunk]:
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        prompt = self.render_prompt(messages)
-        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-        if ids.shape[1] + 1 >= self.max_context:
-            raise EngineError(f"the prompt is {ids.shape[1]} tokens; context is {self.max_context}")
+        prompt, ids = self._encode(messages)
         seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
