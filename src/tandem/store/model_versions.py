@@ -4,7 +4,7 @@ Not user-owned: every signed-in user may list them, and only the registry writes
 
     repo = ModelVersionRepo(session)
     repo.upsert("smollm2-135m-instruct", base_path="/…/models/smollm2-135m-instruct",
-                formats={"hf": "hf", "onnx": "onnx-int4"}, status="production")
+                formats={"hf": "hf", "onnx": "onnx-int8"}, status="production")
 """
 
 from __future__ import annotations
