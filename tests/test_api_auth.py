@@ -25,8 +25,9 @@ def test_signup_login_logout_me_with_cookie(client):
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
     assert client.get("/api/auth/me").json()["id"] == me["id"]
+    csrf = {"X-CSRF-Token": client.cookies.get("tandem_csrf")}
 
-    assert client.post("/api/auth/logout").status_code == 204
+    assert client.post("/api/auth/logout", headers=csrf).status_code == 204
     _error(client.get("/api/auth/me"), 401)
     _error(client.post("/api/auth/login", json={"email": "ada@example.com", "password": "x"}), 401)
     r = client.post(
@@ -34,7 +35,10 @@ def test_signup_login_logout_me_with_cookie(client):
     )
     assert r.status_code == 200 and client.get("/api/auth/me").status_code == 200
 
-    r = client.patch("/api/auth/me", json={"use_for_training": False, "display_name": "A."})
+    csrf = {"X-CSRF-Token": client.cookies.get("tandem_csrf")}  # a new token per session
+    r = client.patch(
+        "/api/auth/me", json={"use_for_training": False, "display_name": "A."}, headers=csrf
+    )
     assert r.json()["use_for_training"] is False and r.json()["display_name"] == "A."
 
 
@@ -74,7 +78,7 @@ def test_second_user_is_not_admin_and_admin_routes_are_guarded(client):
 
 def test_admin_can_close_signup(client):
     admin = new_user(client, "admin@x.io")
-    assert client.get("/api/admin/settings", headers=admin).json() == {"allow_signup": True}
+    assert client.get("/api/admin/settings", headers=admin).json()["allow_signup"] is True
     client.put("/api/admin/settings", json={"allow_signup": False}, headers=admin)
     err = _error(
         client.post("/api/auth/signup", json={"email": "late@x.io", "password": "password-1"}),

@@ -1,7 +1,9 @@
 """Per-user isolation over HTTP: user B, holding a valid key, tries every operation on user
-A's conversation, messages, feedback, comparison, profile and generation. Each answers 404
-(exactly what a missing id answers), and A's data is unchanged afterwards. Anonymous requests
-get 401. Runs on SQLite and PostgreSQL."""
+A's conversation, messages, feedback, comparison, profile, generation, memory, improvement and
+upload. Each answers 404 (exactly what a missing id answers), and A's data is unchanged
+afterwards. Anonymous requests get 401. Runs on SQLite and PostgreSQL."""
+
+import base64
 
 import pytest
 
@@ -13,8 +15,15 @@ def api_db_url(db_url):
     return db_url
 
 
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
 def _snapshot(client, a, conv_id, comp_id):
     return (
+        client.get("/api/memories", headers=a).json(),
+        client.get("/api/improvements?history=true", headers=a).json(),
         client.get(f"/api/conversations/{conv_id}", headers=a).json(),
         client.get("/api/feedback?history=true", headers=a).json(),
         client.get(f"/api/comparisons/{comp_id}", headers=a).json(),
@@ -46,7 +55,16 @@ def test_user_b_cannot_touch_user_a_data(client):
         json={"model": "fake-model", "messages": [{"role": "user", "content": "q"}]},
         headers=a,
     ).json()
+    memory = client.post("/api/memories", json={"text": "A's secret"}, headers=a).json()
+    upload = client.post(
+        "/api/uploads", files={"file": ("a.png", PNG, "image/png")}, headers=a
+    ).json()
+    # Improve a comparison answer, so the improvement does not move A's current branch.
+    improvement = client.post(
+        f"/api/messages/{comp['a']['message_id']}/improve", json={"content": "better"}, headers=a
+    ).json()["improvement"]
     before = _snapshot(client, a, conv["id"], comp["id"])
+    b_conv = client.post("/api/conversations", json={}, headers=b).json()
 
     cid = conv["id"]
     attempts = [
@@ -73,6 +91,18 @@ def test_user_b_cannot_touch_user_a_data(client):
         ("PATCH", f"/api/profiles/{profile['id']}", {"name": "pwned"}),
         ("DELETE", f"/api/profiles/{profile['id']}", None),
         ("DELETE", f"/api/keys/{a_key['id']}", None),
+        ("PATCH", f"/api/memories/{memory['id']}", {"text": "pwned"}),
+        ("DELETE", f"/api/memories/{memory['id']}", None),
+        ("POST", f"/api/messages/{answer}/remember", None),
+        ("POST", f"/api/messages/{answer}/improve", {"content": "pwned"}),
+        ("DELETE", f"/api/improvements/{improvement['id']}", None),
+        ("GET", f"/api/uploads/{upload['id']}", None),
+        # A's upload attached to B's own conversation.
+        (
+            "POST",
+            f"/api/conversations/{b_conv['id']}/messages",
+            {"content": "x", "attachments": [upload["id"]]},
+        ),
     ]
     for method, url, body in attempts:
         r = client.request(method, url, json=body, headers=b)
@@ -81,6 +111,7 @@ def test_user_b_cannot_touch_user_a_data(client):
         # ...and indistinguishable from an id that never existed.
         missing = url.replace(cid, "0" * 32)
         ids = (answer, user_msg, comp["id"], profile["id"], a_key["id"], feedback["id"])
+        ids += (memory["id"], improvement["id"], upload["id"])
         ids += (turn["generation"]["id"], v1["id"].removeprefix("chatcmpl-"))
         for ident in ids:
             missing = missing.replace(ident, "0" * 32)
@@ -89,11 +120,14 @@ def test_user_b_cannot_touch_user_a_data(client):
             assert r2.status_code == 404 and r2.json() == r.json(), (url, r2.text, r.text)
 
     # B's listings show none of A's data.
-    assert client.get("/api/conversations", headers=b).json() == []
+    assert [c["id"] for c in client.get("/api/conversations", headers=b).json()] == [b_conv["id"]]
+    assert client.get(f"/api/conversations/{b_conv['id']}", headers=b).json()["messages"] == []
     assert client.get("/api/conversations?q=secret", headers=b).json() == []
     assert client.get("/api/feedback?history=true", headers=b).json() == []
     assert client.get("/api/comparisons", headers=b).json() == []
     assert client.get("/api/profiles", headers=b).json() == []
+    assert client.get("/api/memories", headers=b).json() == []
+    assert client.get("/api/improvements?history=true", headers=b).json() == []
     assert client.get("/api/custom-instructions", headers=b).json()["about_user"] == ""
     assert len(client.get("/api/keys", headers=b).json()) == 1
 
@@ -115,6 +149,11 @@ def test_anonymous_requests_get_401(client):
         ("GET", "/api/profiles", None),
         ("GET", "/api/custom-instructions", None),
         ("GET", "/api/users", None),
+        ("GET", "/api/memories", None),
+        ("POST", "/api/memories", {"text": "x"}),
+        ("GET", "/api/improvements", None),
+        ("POST", "/api/uploads", None),
+        ("DELETE", "/api/auth/me/data", None),
         ("GET", "/v1/models", None),
         ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]}),
     ]:

@@ -13,6 +13,7 @@ from tandem.store import (
     GenerationRepo,
     InvalidInput,
     NotFound,
+    PermissionDenied,
     ProfileRepo,
     UserRepo,
 )
@@ -198,10 +199,13 @@ def test_profiles_are_private_unless_shared(session, users):
     assert profiles.get(bob.id, shared.id).sampling == {"temperature": 0.2}
     with pytest.raises(NotFound):
         profiles.get(bob.id, private.id)
-    with pytest.raises(NotFound):
+    # Bob sees the shared profile, so he is told no rather than that it does not exist.
+    with pytest.raises(PermissionDenied):
         profiles.update(bob.id, shared.id, name="mine now")
-    with pytest.raises(NotFound):
+    with pytest.raises(PermissionDenied):
         profiles.delete(bob.id, shared.id)
+    with pytest.raises(NotFound):
+        profiles.update(bob.id, private.id, name="mine now")
     assert profiles.update(alice.id, private.id, name="Math tutor").name == "Math tutor"
     profiles.delete(alice.id, private.id)
     assert [p.id for p in profiles.list(alice.id)] == [shared.id]

@@ -1,11 +1,14 @@
 """Reject request bodies over a size limit with 413, before a route reads them.
 
 Checks Content-Length up front and counts streamed bytes too (chunked uploads have none).
+`larger` raises the limit for named paths (image uploads), which check their exact limit
+themselves.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,9 +20,12 @@ class _TooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def _reject(self, send: Send, status: int, message: str, code: str) -> None:
         body = json.dumps(error_body(status, message, code)).encode()
@@ -39,7 +45,8 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = f"request body is larger than {self.max_bytes} bytes"
+        max_bytes = self.larger.get(scope["path"].rstrip("/"), self.max_bytes)
+        too_large = f"request body is larger than {max_bytes} bytes"
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             try:
@@ -47,7 +54,7 @@ class BodySizeLimit:
             except ValueError:
                 await self._reject(send, 400, "invalid Content-Length header", "bad_header")
                 return
-            if declared > self.max_bytes:
+            if declared > max_bytes:
                 await self._reject(send, 413, too_large, "body_too_large")
                 return
 
@@ -59,7 +66,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _TooLarge
             return message
 

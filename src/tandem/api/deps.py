@@ -3,7 +3,8 @@
 
 Authentication: `Authorization: Bearer tk-…` (API keys, for /v1 and /api) or the HttpOnly
 session cookie the web UI gets from /api/auth/login. Disabled users and revoked keys fail at
-once because both lookups check them on every request.
+once because both lookups check them on every request. A write authenticated by the cookie
+must also pass the CSRF check (`tandem.api.csrf`); one with an API key needs none.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from tandem.api.csrf import check_csrf
 from tandem.api.errors import ApiError
 from tandem.chat import ChatService
 from tandem.core.settings import Settings
@@ -47,6 +49,7 @@ def get_current_user(request: Request, session: SessionDep) -> User:
     if cookie:
         user = WebSessionRepo(session).user_for(cookie)
         if user is not None:
+            check_csrf(request)
             return user
     raise ApiError(401, "authentication required: log in or send an API key", "unauthenticated")
 

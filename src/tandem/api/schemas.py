@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tandem.store.improvements import improved_from
 from tandem.store.models import StoredGeneration, StoredMessage
 
 MAX_TEXT = 100_000  # characters in one message
@@ -51,6 +52,9 @@ class MessagePublic(Public):
     content: str
     parts: list[dict[str, Any]]
     generation_id: str | None
+    improved_from: str | None = Field(
+        None, description="the answer this one rewrites (the UI labels it 'edited by you')"
+    )
     created_at: datetime
 
     @classmethod
@@ -63,6 +67,7 @@ class MessagePublic(Public):
             content=row.to_message().content,
             parts=row.parts,
             generation_id=row.generation_id,
+            improved_from=improved_from(row),
             created_at=row.created_at,
         )
 

@@ -1,10 +1,15 @@
 """Answering a chat turn over HTTP: JSON when it is done, or server-sent events as it streams.
 
 Stream events, one JSON object per `data:` line:
-    {"type": "user_message", "message": {...}}      when the turn added a user message
+    {"type": "user_message", "message": {...}, "notice"?}   when the turn added a user message
+    {"type": "notice", "notice": "..."}             first, when there is a notice and no
+                                                    user_message event
     {"type": "delta", "text": "..."}                 as tokens arrive
-    {"type": "done", "message": {...}, "generation": {...}}
+    {"type": "done", "message": {...}, "generation": {...}, "memory_saved", "notice"}
     {"type": "error", "error": {"message", "type", "code"}}
+`memory_saved` is `{"id", "text"}` when the user message asked to remember something, else
+null; `notice` is a sentence to show beside the answer (the model could not see the images),
+else null.
 A client that disconnects mid-stream cancels generation; the partial answer is stored with
 finish_reason "cancelled".
 """
@@ -22,12 +27,24 @@ from tandem.api.schemas import GenerationPublic, MessagePublic
 from tandem.api.sse import sse, sse_response
 from tandem.chat import Turn
 from tandem.engines import EngineError
+from tandem.store.models import Memory
+
+
+class MemorySaved(BaseModel):
+    id: str
+    text: str
+
+    @classmethod
+    def of(cls, row: Memory | None) -> MemorySaved | None:
+        return None if row is None else cls(id=row.id, text=row.text)
 
 
 class TurnPublic(BaseModel):
     user_message: MessagePublic | None
     assistant_message: MessagePublic
     generation: GenerationPublic
+    memory_saved: MemorySaved | None = None
+    notice: str | None = None
 
 
 def _done(turn: Turn) -> TurnPublic:
@@ -36,13 +53,20 @@ def _done(turn: Turn) -> TurnPublic:
         user_message=MessagePublic.of(turn.user_message) if turn.user_message else None,
         assistant_message=MessagePublic.of(turn.assistant_message),
         generation=GenerationPublic.of(turn.generation),
+        memory_saved=MemorySaved.of(turn.memory_saved),
+        notice=turn.notice,
     )
 
 
 async def _events(turn: Turn) -> AsyncIterator[str]:
     if turn.user_message is not None:
         message = MessagePublic.of(turn.user_message).model_dump(mode="json")
-        yield sse({"type": "user_message", "message": message})
+        first: dict = {"type": "user_message", "message": message}
+        if turn.notice:
+            first["notice"] = turn.notice
+        yield sse(first)
+    elif turn.notice:
+        yield sse({"type": "notice", "notice": turn.notice})
     try:
         async with aclosing(turn.stream()) as chunks:
             async for chunk in chunks:
@@ -58,6 +82,8 @@ async def _events(turn: Turn) -> AsyncIterator[str]:
             "type": "done",
             "message": done.assistant_message.model_dump(mode="json"),
             "generation": done.generation.model_dump(mode="json"),
+            "memory_saved": done.memory_saved.model_dump() if done.memory_saved else None,
+            "notice": done.notice,
         }
     )
 

@@ -1,5 +1,6 @@
-"""What the model sees: one system message built from the user's custom instructions, the
-profile's instructions and the chat's own system prompt, followed by the branch's turns."""
+"""What the model sees: one system message built from the user's custom instructions, their
+memories, the profile's instructions and the chat's own system prompt, followed by the
+branch's turns (image parts dropped for a model that cannot see them)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,28 @@ from collections.abc import Sequence
 
 from tandem.core.messages import Message
 
+MEMORIES_HEADING = "Things the user asked you to remember:"
+
 
 def render_system_prompt(
     about_user: str = "",
     response_style: str = "",
     profile_instructions: str = "",
     system_prompt: str = "",
+    memories: Sequence[str] = (),
 ) -> str | None:
     """The system message text, or None when there is nothing to say.
 
-    Pass empty custom-instruction strings when the user has switched them off."""
+    Pass empty custom-instruction strings when the user has switched them off, and no
+    memories when memory is off for the user or the chat."""
     sections = []
     if about_user.strip():
         sections.append(f"About the user: {about_user.strip()}")
     if response_style.strip():
         sections.append(f"How to respond: {response_style.strip()}")
+    remembered = [" ".join(m.split()) for m in memories if m.strip()]
+    if remembered:
+        sections.append("\n".join([MEMORIES_HEADING, *(f"- {m}" for m in remembered)]))
     if profile_instructions.strip():
         sections.append(profile_instructions.strip())
     if system_prompt.strip():
@@ -33,3 +41,13 @@ def render_messages(system: str | None, branch: Sequence[Message]) -> list[Messa
     """The model input: the system message (if any) and the branch, minus stored system turns."""
     turns = [m for m in branch if m.role != "system"]
     return ([Message.text("system", system)] if system else []) + turns
+
+
+def without_images(messages: Sequence[Message]) -> tuple[list[Message], bool]:
+    """The messages minus their image parts, and whether any were dropped."""
+    out, dropped = [], False
+    for m in messages:
+        parts = tuple(p for p in m.parts if p.type != "image")
+        dropped = dropped or len(parts) != len(m.parts)
+        out.append(Message(m.role, parts) if len(parts) != len(m.parts) else m)
+    return out, dropped

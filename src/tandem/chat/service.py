@@ -5,6 +5,13 @@
     async for chunk in turn.stream():                          # or: await turn.run()
         print(chunk.text, end="")
     turn.assistant_message, turn.generation                    # stored when the stream ends
+    turn.memory_saved, turn.notice                             # "remember that …", no-images
+
+Memory: while it is on for the user and the chat, the user's memories are listed in the
+system message, and a user message that asks to remember something ("remember that …",
+"don't forget …") saves the clause as a memory before the model answers. Attachments: image
+parts reference the user's uploads; a model that cannot see images gets the text only, and the
+turn carries a notice saying so.
 
 Everything that can fail on bad input (a foreign conversation, an unknown model) fails in
 `send`/`regenerate`/`edit`, before any token is generated, so an HTTP layer can answer 404
@@ -15,38 +22,51 @@ finish_reason "cancelled". No HTTP here.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from tandem.chat.render import render_messages, render_system_prompt
+from tandem.chat.memory_requests import memory_request
+from tandem.chat.render import render_messages, render_system_prompt, without_images
 from tandem.core.generation import GenerationRecord, SamplingParams
-from tandem.core.messages import Message
+from tandem.core.messages import Message, Part
 from tandem.engines.base import Chunk, Engine, EngineError
 from tandem.engines.catalog import ModelCatalog
 from tandem.store import (
     ComparisonRepo,
+    Conflict,
     ConversationRepo,
     CustomInstructionsRepo,
     GenerationRepo,
     InvalidInput,
+    MemoryRepo,
     NotFound,
     ProfileRepo,
     SessionFactory,
+    SiteSettingsRepo,
+    UploadRepo,
+    UserRepo,
 )
 from tandem.store.models import (
     Comparison,
     Conversation,
+    CustomInstructions,
+    Memory,
+    Profile,
     StoredGeneration,
     StoredMessage,
     new_id,
 )
 
 TITLE_CHARS = 60
+MAX_ATTACHMENTS = 4
+NO_IMAGES_NOTICE = "This model can't see images; it answered from your text only."
 
 
 def resolve_sampling(
@@ -71,6 +91,7 @@ class Turn:
         parent_id: str | None = None,
         user_message: StoredMessage | None = None,
         make_current: bool = True,
+        notice: str | None = None,
     ) -> None:
         # A request that cannot fit fails here, as the caller's error, before any streaming.
         engine.check_request(messages, params)
@@ -83,6 +104,10 @@ class Turn:
         self.parent_id = parent_id
         self.user_message = user_message
         self.make_current = make_current
+        # Shown to the user beside the answer (e.g. the model could not see their images).
+        self.notice = notice
+        # The memory this turn's user message asked for, saved before the model answered.
+        self.memory_saved: Memory | None = None
         self.text = ""
         self.assistant_message: StoredMessage | None = None
         self.generation: StoredGeneration | None = None
@@ -175,6 +200,23 @@ class ComparisonOutcome:
     user_message: StoredMessage | None
     answer_a: Turn
     answer_b: Turn
+    memory_saved: Memory | None = None
+
+    @property
+    def notice(self) -> str | None:
+        return self.answer_a.notice or self.answer_b.notice
+
+
+@dataclass
+class _Context:
+    """Everything a turn in one conversation is built from, loaded once per request."""
+
+    conv: Conversation
+    profile: Profile | None
+    custom: CustomInstructions
+    memory_on: bool
+    engine: Engine
+    defaults: dict[str, Any]
 
 
 class ChatService:
@@ -183,17 +225,21 @@ class ChatService:
         session_factory: SessionFactory,
         catalog: ModelCatalog,
         default_model: str | None = None,
+        rng: random.Random | None = None,
+        uploads_root: Path | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.catalog = catalog
+        # Where uploaded images live, to hand their bytes to models that can see images.
+        self.uploads_root = uploads_root
         self.default_model = default_model
+        # Draws which turns become comparisons and shuffles their sides; seedable for tests.
+        self.rng = rng or random.Random()
 
     # -- building the model input ---------------------------------------------------------
 
-    def _context(
-        self, user_id: str, conversation_id: str, model: str | None
-    ) -> tuple[Conversation, str | None, Engine, dict[str, Any]]:
-        """The conversation, its system prompt, the engine that answers, sampling defaults."""
+    def _context(self, user_id: str, conversation_id: str, model: str | None) -> _Context:
+        """The conversation, profile, custom instructions and the engine that answers."""
         with self.session_factory() as session:
             conv = ConversationRepo(session).get(user_id, conversation_id)
             profile = None
@@ -203,12 +249,7 @@ class ChatService:
                 except NotFound:
                     profile = None  # the owner stopped sharing it; chat goes on without it
             custom = CustomInstructionsRepo(session).get(user_id)
-        system = render_system_prompt(
-            about_user=custom.about_user if custom.enabled else "",
-            response_style=custom.response_style if custom.enabled else "",
-            profile_instructions=profile.instructions if profile else "",
-            system_prompt=conv.system_prompt or "",
-        )
+            memory_on = UserRepo(session).get(user_id).memory_enabled and conv.use_memory
         model_id = (
             model
             or conv.model
@@ -217,7 +258,23 @@ class ChatService:
             or self.catalog.default_model
         )
         engine = self.catalog.get(model_id)  # ModelNotFound before anything is stored
-        return conv, system, engine, dict(profile.sampling) if profile else {}
+        return _Context(
+            conv, profile, custom, memory_on, engine, dict(profile.sampling) if profile else {}
+        )
+
+    def _system(self, user_id: str, ctx: _Context) -> str | None:
+        """The system message, rendered after any memory this turn saved."""
+        memories: list[str] = []
+        if ctx.memory_on:
+            with self.session_factory() as session:
+                memories = [m.text for m in MemoryRepo(session).list(user_id)]
+        return render_system_prompt(
+            about_user=ctx.custom.about_user if ctx.custom.enabled else "",
+            response_style=ctx.custom.response_style if ctx.custom.enabled else "",
+            profile_instructions=ctx.profile.instructions if ctx.profile else "",
+            system_prompt=ctx.conv.system_prompt or "",
+            memories=memories,
+        )
 
     def _branch(self, user_id: str, leaf_id: str | None) -> list[Message]:
         if leaf_id is None:
@@ -225,12 +282,59 @@ class ChatService:
         with self.session_factory() as session:
             return [m.to_message() for m in ConversationRepo(session).branch(user_id, leaf_id)]
 
+    def _image_parts(self, user_id: str, attachments: Sequence[str]) -> list[Part]:
+        """Image parts for the user's own uploads; a foreign or unknown id is NotFound."""
+        if len(attachments) > MAX_ATTACHMENTS:
+            raise InvalidInput(f"at most {MAX_ATTACHMENTS} attachments per message")
+        if not attachments:
+            return []
+        with self.session_factory() as session:
+            uploads = UploadRepo(session).get_many(user_id, list(attachments))
+        return [Part("image", data={"upload_id": u.id, "mime": u.mime}) for u in uploads]
+
+    def _inline_images(self, user_id: str, messages: list[Message]) -> list[Message]:
+        """Give image parts a `data:` URL with the upload's bytes, for a model that sees
+        images (remote servers cannot read our files). Only this user's uploads resolve."""
+        if self.uploads_root is None:
+            return messages
+        out = []
+        with self.session_factory() as session:
+            uploads = UploadRepo(session, self.uploads_root)
+            for message in messages:
+                parts = []
+                for part in message.parts:
+                    if part.type == "image" and "upload_id" in part.data:
+                        row = uploads.get(user_id, part.data["upload_id"])
+                        encoded = base64.b64encode(uploads.path(row).read_bytes()).decode()
+                        url = f"data:{row.mime};base64,{encoded}"
+                        part = Part("image", data={**part.data, "url": url})
+                    parts.append(part)
+                out.append(Message(message.role, tuple(parts)))
+        return out
+
+    def _remember(self, user_id: str, ctx: _Context, text: str) -> Memory | None:
+        """Save what the message asks to remember, if it asks and memory is on."""
+        clause = memory_request(text) if ctx.memory_on else None
+        if clause is None:
+            return None
+        with self.session_factory() as session:
+            try:
+                return MemoryRepo(session).create(user_id, clause)
+            except (Conflict, InvalidInput):
+                return None  # at the cap, or nothing to keep: the chat goes on regardless
+
     def _add_user_message(
-        self, user_id: str, conv: Conversation, text: str, parent_id: str | None
+        self,
+        user_id: str,
+        conv: Conversation,
+        text: str,
+        parent_id: str | None,
+        images: Sequence[Part] = (),
     ) -> StoredMessage:
+        message = Message("user", (Part("text", text), *images))
         with self.session_factory() as session:
             convs = ConversationRepo(session)
-            row = convs.add_message(user_id, conv.id, Message.text("user", text), parent_id)
+            row = convs.add_message(user_id, conv.id, message, parent_id)
             if not conv.title:
                 convs.rename(user_id, conv.id, " ".join(text.split())[:TITLE_CHARS])
             return row
@@ -238,8 +342,7 @@ class ChatService:
     def _answer(
         self,
         user_id: str,
-        conv: Conversation,
-        system: str | None,
+        ctx: _Context,
         engine: Engine,
         params: SamplingParams,
         user_message: StoredMessage,
@@ -247,16 +350,24 @@ class ChatService:
         make_current: bool = True,
     ) -> Turn:
         branch = self._branch(user_id, user_message.id)
+        messages = render_messages(self._system(user_id, ctx), branch)
+        notice = None
+        if not engine.info.accepts_images:
+            messages, dropped = without_images(messages)
+            notice = NO_IMAGES_NOTICE if dropped else None
+        else:
+            messages = self._inline_images(user_id, messages)
         return Turn(
             self,
             user_id,
             engine,
-            render_messages(system, branch),
+            messages,
             params,
-            conversation_id=conv.id,
+            conversation_id=ctx.conv.id,
             parent_id=user_message.id,
             user_message=user_message if created_user_message else None,
             make_current=make_current,
+            notice=notice,
         )
 
     # -- the operations ---------------------------------------------------------------------
@@ -269,20 +380,26 @@ class ChatService:
         parent_id: str | None = None,
         model: str | None = None,
         sampling: Mapping[str, Any] | None = None,
+        attachments: Sequence[str] = (),
     ) -> Turn:
-        """Add a user message under `parent_id` (default: the conversation's current message)
-        and prepare the answer."""
-        conv, system, engine, defaults = self._context(user_id, conversation_id, model)
+        """Add a user message under `parent_id` (default: the conversation's current message),
+        with `attachments` (upload ids) as image parts, and prepare the answer."""
+        ctx = self._context(user_id, conversation_id, model)
         if parent_id is None:
-            parent_id = conv.current_message_id
+            parent_id = ctx.conv.current_message_id
         else:
             with self.session_factory() as session:
                 parent = ConversationRepo(session).get_message(user_id, parent_id)
-                if parent.conversation_id != conv.id:
+                if parent.conversation_id != ctx.conv.id:
                     raise NotFound("message", parent_id)
-        params = resolve_sampling(defaults, sampling)
-        user_message = self._add_user_message(user_id, conv, text, parent_id)
-        return self._answer(user_id, conv, system, engine, params, user_message, True)
+        images = self._image_parts(user_id, attachments)
+        params = resolve_sampling(ctx.defaults, sampling)
+        user_message = self._add_user_message(user_id, ctx.conv, text, parent_id, images)
+        # Saved once the message is, and before the prompt is rendered, so it is in it.
+        memory = self._remember(user_id, ctx, text)
+        turn = self._answer(user_id, ctx, ctx.engine, params, user_message, True)
+        turn.memory_saved = memory
+        return turn
 
     def regenerate(
         self,
@@ -297,9 +414,9 @@ class ChatService:
             if answer.role != "assistant" or answer.parent_id is None:
                 raise InvalidInput("only an assistant message can be regenerated")
             question = ConversationRepo(session).get_message(user_id, answer.parent_id)
-        conv, system, engine, defaults = self._context(user_id, answer.conversation_id, model)
-        params = resolve_sampling(defaults, sampling)
-        return self._answer(user_id, conv, system, engine, params, question, False)
+        ctx = self._context(user_id, answer.conversation_id, model)
+        params = resolve_sampling(ctx.defaults, sampling)
+        return self._answer(user_id, ctx, ctx.engine, params, question, False)
 
     def edit(
         self,
@@ -309,15 +426,20 @@ class ChatService:
         model: str | None = None,
         sampling: Mapping[str, Any] | None = None,
     ) -> Turn:
-        """Edit-and-branch: a new user message beside `message_id` (same parent), answered."""
+        """Edit-and-branch: a new user message beside `message_id` (same parent), answered.
+        The edited message keeps the original's images."""
         with self.session_factory() as session:
             original = ConversationRepo(session).get_message(user_id, message_id)
         if original.role != "user":
             raise InvalidInput("only a user message can be edited")
-        conv, system, engine, defaults = self._context(user_id, original.conversation_id, model)
-        params = resolve_sampling(defaults, sampling)
-        user_message = self._add_user_message(user_id, conv, text, original.parent_id)
-        return self._answer(user_id, conv, system, engine, params, user_message, True)
+        ctx = self._context(user_id, original.conversation_id, model)
+        params = resolve_sampling(ctx.defaults, sampling)
+        images = [p for p in original.to_message().parts if p.type == "image"]
+        user_message = self._add_user_message(user_id, ctx.conv, text, original.parent_id, images)
+        memory = self._remember(user_id, ctx, text)
+        turn = self._answer(user_id, ctx, ctx.engine, params, user_message, True)
+        turn.memory_saved = memory
+        return turn
 
     def generate(
         self,
@@ -331,6 +453,22 @@ class ChatService:
         engine = self.catalog.get(model or self.default_model or self.catalog.default_model)
         return Turn(self, user_id, engine, messages, sampling or SamplingParams())
 
+    def comparison_draw(self) -> tuple[str | None, str | None] | None:
+        """Whether the next user turn is answered as a blind comparison (admin setting
+        `comparison_rate`, default 0), and with which two models (`comparison_models`;
+        (None, None) means two samples of the turn's own model)."""
+        with self.session_factory() as session:
+            site = SiteSettingsRepo(session)
+            rate = float(site.get("comparison_rate", 0.0) or 0.0)  # type: ignore[arg-type]
+            models = site.get("comparison_models")
+        if rate <= 0 or self.rng.random() >= rate:
+            return None
+        # A configured model that has since been removed must not break every chat: fall
+        # back to two samples of the turn's own model.
+        if isinstance(models, list) and len(models) == 2 and all(m in self.catalog for m in models):
+            return str(models[0]), str(models[1])
+        return None, None
+
     async def compare(
         self,
         user_id: str,
@@ -339,45 +477,49 @@ class ChatService:
         parent_id: str | None = None,
         models: tuple[str | None, str | None] = (None, None),
         sampling: Mapping[str, Any] | None = None,
+        attachments: Sequence[str] = (),
     ) -> ComparisonOutcome:
         """Two answers to one turn, generated concurrently, in random order (the user votes
         blind). With `text`, a new user message is added under `parent_id` first; without it,
         `parent_id` must be a user message to answer again."""
-        conv, system, engine_a, defaults = self._context(user_id, conversation_id, models[0])
-        engine_b = self._context(user_id, conversation_id, models[1] or models[0])[2]
-        params = resolve_sampling(defaults, sampling)
+        ctx = self._context(user_id, conversation_id, models[0])
+        engine_b = self._context(user_id, conversation_id, models[1] or models[0]).engine
+        params = resolve_sampling(ctx.defaults, sampling)
+        memory = None
         if text is not None:
+            images = self._image_parts(user_id, attachments)
             question = self._add_user_message(
-                user_id, conv, text, parent_id or conv.current_message_id
+                user_id, ctx.conv, text, parent_id or ctx.conv.current_message_id, images
             )
+            memory = self._remember(user_id, ctx, text)
             created = True
         else:
             if parent_id is None:
                 raise InvalidInput("give either text or the id of a user message to answer")
             with self.session_factory() as session:
                 question = ConversationRepo(session).get_message(user_id, parent_id)
-            if question.role != "user" or question.conversation_id != conv.id:
+            if question.role != "user" or question.conversation_id != ctx.conv.id:
                 raise InvalidInput("parent_id must be a user message of this conversation")
             created = False
-        engines = [engine_a, engine_b]
-        random.shuffle(engines)
+        engines = [ctx.engine, engine_b]
+        self.rng.shuffle(engines)
         turns = []
         for i, engine in enumerate(engines):
             # Two samples of one model must differ: give the second its own seed.
             p = params
             if i == 1 and engines[0] is engines[1] and params.seed is not None:
                 p = dataclasses.replace(params, seed=params.seed + 1)
-            turns.append(self._answer(user_id, conv, system, engine, p, question, created, False))
+            turns.append(self._answer(user_id, ctx, engine, p, question, created, False))
         await asyncio.gather(*(t.run() for t in turns))
         assert turns[0].assistant_message and turns[1].assistant_message
         with self.session_factory() as session:
             comparison = ComparisonRepo(session).create(
                 user_id,
-                conv.id,
+                ctx.conv.id,
                 question.id,
                 turns[0].assistant_message.id,
                 turns[1].assistant_message.id,
             )
             # Until the vote, the turn's question is where the branch stands.
-            ConversationRepo(session).set_current(user_id, conv.id, question.id)
-        return ComparisonOutcome(comparison, question if created else None, *turns)
+            ConversationRepo(session).set_current(user_id, ctx.conv.id, question.id)
+        return ComparisonOutcome(comparison, question if created else None, *turns, memory)

@@ -34,6 +34,7 @@ class BackendConfig:
     base_url: str
     api_key: str | None = None
     models: tuple[str, ...] = ()  # empty: ask the server's /models
+    accepts_images: bool = False  # its models take image inputs (OpenAI image_url parts)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Settings:
                 base_url=b["base_url"],
                 api_key=b.get("api_key"),
                 models=tuple(b.get("models") or ()),
+                accepts_images=bool(b.get("accepts_images", False)),
             )
             for b in json.loads(env.get("TANDEM_BACKENDS") or "[]")
         )

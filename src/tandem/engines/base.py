@@ -51,13 +51,16 @@ class Engine(ABC):
     """Generates text for one model. Safe to call from many asyncio tasks at once."""
 
     backend: str = "abstract"
+    # Text-only unless a backend says otherwise: the chat service then drops image parts and
+    # tells the user the model answered from their text.
+    accepts_images: bool = False
 
     def __init__(self, model_id: str) -> None:
         self.model_id = model_id
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(id=self.model_id, backend=self.backend)
+        return ModelInfo(id=self.model_id, backend=self.backend, accepts_images=self.accepts_images)
 
     def render_prompt(self, messages: Sequence[Message]) -> str | None:
         """The exact prompt text a local engine feeds the model; None for remote servers."""

@@ -20,9 +20,14 @@ class FakeEngine(Engine):
     backend = "fake"
 
     def __init__(
-        self, model_id: str = "fake-model", script: Sequence[str] = (), delay_s: float = 0.0
+        self,
+        model_id: str = "fake-model",
+        script: Sequence[str] = (),
+        delay_s: float = 0.0,
+        accepts_images: bool = False,
     ):
         super().__init__(model_id)
+        self.accepts_images = accepts_images
         self.script = list(script)
         self.delay_s = delay_s
         self.calls: list[tuple[list[Message], SamplingParams]] = []

@@ -33,6 +33,17 @@ def list_remote_models(backend: BackendConfig, timeout_s: float = 5.0) -> list[s
     return [m["id"] for m in response.json().get("data", [])]
 
 
+def _openai_message(message: Message) -> dict:
+    """Text-only messages as plain strings; with images, OpenAI's list of content parts
+    (the chat service has already turned each image into a `data:` URL)."""
+    images = [p for p in message.parts if p.type == "image" and p.data.get("url")]
+    if not images:
+        return message.to_openai()
+    content: list[dict] = [{"type": "text", "text": message.content}] if message.content else []
+    content += [{"type": "image_url", "image_url": {"url": p.data["url"]}} for p in images]
+    return {"role": message.role, "content": content}
+
+
 class OpenAICompatEngine(Engine):
     """One remote model, exposed as `<backend name>/<remote model id>`."""
 
@@ -41,6 +52,7 @@ class OpenAICompatEngine(Engine):
     def __init__(self, backend: BackendConfig, remote_model: str, timeout_s: float = 600.0):
         super().__init__(f"{backend.name}/{remote_model}")
         self.config = backend
+        self.accepts_images = backend.accepts_images
         self.remote_model = remote_model
         self._client = httpx.AsyncClient(
             base_url=backend.base_url.rstrip("/"),
@@ -50,12 +62,17 @@ class OpenAICompatEngine(Engine):
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(id=self.model_id, backend=self.backend, owned_by=self.config.name)
+        return ModelInfo(
+            id=self.model_id,
+            backend=self.backend,
+            owned_by=self.config.name,
+            accepts_images=self.accepts_images,
+        )
 
     def _body(self, messages: Sequence[Message], params: SamplingParams) -> dict:
         body: dict = {
             "model": self.remote_model,
-            "messages": [m.to_openai() for m in messages],
+            "messages": [_openai_message(m) for m in messages],
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,

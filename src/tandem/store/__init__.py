@@ -10,12 +10,17 @@ user's row raises `NotFound`, exactly like a missing one.
 
 from tandem.store.comparisons import ComparisonRepo
 from tandem.store.conversations import ConversationRepo
+from tandem.store.datasets import DatasetRepo
 from tandem.store.db import SessionFactory, make_engine, make_session_factory, migrate
 from tandem.store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tandem.store.feedback import FeedbackRepo
 from tandem.store.generations import GenerationRepo
+from tandem.store.improvements import ImprovementRepo
+from tandem.store.memories import MemoryRepo
 from tandem.store.model_versions import ModelVersionRepo
+from tandem.store.privacy import delete_user_data
 from tandem.store.profiles import CustomInstructionsRepo, ProfileRepo
+from tandem.store.uploads import UploadRepo
 from tandem.store.users import (
     ApiKeyRepo,
     SiteSettingsRepo,
@@ -30,18 +35,23 @@ __all__ = [
     "Conflict",
     "ConversationRepo",
     "CustomInstructionsRepo",
+    "DatasetRepo",
     "FeedbackRepo",
     "GenerationRepo",
+    "ImprovementRepo",
     "InvalidInput",
+    "MemoryRepo",
     "ModelVersionRepo",
     "NotFound",
     "PermissionDenied",
     "ProfileRepo",
     "SessionFactory",
     "SiteSettingsRepo",
+    "UploadRepo",
     "UserRepo",
     "WebSessionRepo",
     "bootstrap_admin",
+    "delete_user_data",
     "make_engine",
     "make_session_factory",
     "migrate",

@@ -32,6 +32,7 @@ class ConversationRepo:
         model: str | None = None,
         profile_id: str | None = None,
         system_prompt: str | None = None,
+        use_memory: bool = True,
     ) -> Conversation:
         conv = Conversation(
             owner_id=user_id,
@@ -39,6 +40,7 @@ class ConversationRepo:
             model=model,
             profile_id=profile_id,
             system_prompt=system_prompt,
+            use_memory=use_memory,
         )
         self.session.add(conv)
         self.session.commit()
@@ -74,10 +76,13 @@ class ConversationRepo:
         conversation_id: str,
         title: str | None = None,
         system_prompt: object = _UNSET,
+        use_memory: bool | None = None,
     ) -> Conversation:
         conv = self.get(user_id, conversation_id)
         if title is not None:
             conv.title = title
+        if use_memory is not None:
+            conv.use_memory = use_memory
         if system_prompt is not _UNSET:
             conv.system_prompt = system_prompt  # type: ignore[assignment]
         conv.updated_at = utcnow()

@@ -104,6 +104,7 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     use_for_training: Mapped[bool] = mapped_column(Boolean, default=True)
+    memory_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created()
 
 
@@ -157,6 +158,9 @@ class Profile(Base):
     model_version: Mapped[str | None] = mapped_column(String(200))
     sampling: Mapped[dict[str, Any]] = mapped_column(default=dict)
     shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Stored and validated now; wired to real tools and retrieval by a later issue.
+    tools: Mapped[list[Any]] = mapped_column(default=list)
+    knowledge_file_ids: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -188,6 +192,7 @@ class Conversation(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     # The leaf the user last looked at: where a new message goes when no parent is named.
     current_message_id: Mapped[str | None] = mapped_column(String(32))
+    use_memory: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     deleted_at: Mapped[datetime | None]
@@ -289,4 +294,54 @@ class Comparison(Base):
     )
     verdict: Mapped[str | None] = mapped_column(String(10))
     voted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+
+
+class Memory(Base):
+    """Something the user asked the assistant to remember; listed in every system message
+    while memory is on for the user and the chat. Deleting stamps deleted_at."""
+
+    __tablename__ = "memories"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = _owner()
+    text: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+
+
+class Improvement(Base):
+    """The user rewrote an answer: `text` is what the model should have said in place of the
+    generation `original_generation_id`. A signal, so withdrawal stamps withdrawn_at."""
+
+    __tablename__ = "improvements"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = _owner()
+    conversation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    original_message_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    original_generation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("generation_records.id", ondelete="CASCADE"), index=True
+    )
+    improved_message_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    withdrawn_at: Mapped[datetime | None]
+
+
+class Upload(Base):
+    """An image a user uploaded; the bytes live in $TANDEM_HOME/uploads/<user_id>/<id>."""
+
+    __tablename__ = "uploads"
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = _owner()
+    filename: Mapped[str] = mapped_column(String(200))
+    mime: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()

@@ -1,6 +1,7 @@
 """Assistant profiles (named instructions + model + sampling defaults) and per-user custom
-instructions. A profile is readable by its owner, and by everyone when `shared`; only the
-owner can change it."""
+instructions. A profile is readable by its owner, and by everyone when `shared`; its owner or
+an admin can change a shared one, only its owner a private one (to anyone else a private
+profile does not exist)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from tandem.store.errors import NotFound
-from tandem.store.models import CustomInstructions, Profile, utcnow
+from tandem.store.errors import NotFound, PermissionDenied
+from tandem.store.models import CustomInstructions, Profile, User, utcnow
 
 PROFILE_FIELDS = (
     "name",
@@ -20,6 +21,8 @@ PROFILE_FIELDS = (
     "model_version",
     "sampling",
     "shared",
+    "tools",
+    "knowledge_file_ids",
 )
 
 
@@ -48,12 +51,16 @@ class ProfileRepo:
             raise NotFound("profile", profile_id)
         return row
 
-    def _owned(self, user_id: str, profile_id: str) -> Profile:
-        row = self.session.scalar(
-            select(Profile).where(Profile.id == profile_id, Profile.owner_id == user_id)
-        )
-        if row is None:
-            raise NotFound("profile", profile_id)
+    def can_edit(self, user_id: str, row: Profile) -> bool:
+        if row.owner_id == user_id:
+            return True
+        user = self.session.get(User, user_id)
+        return bool(row.shared and user is not None and user.is_admin)
+
+    def _editable(self, user_id: str, profile_id: str) -> Profile:
+        row = self.get(user_id, profile_id)  # NotFound unless own or shared
+        if not self.can_edit(user_id, row):
+            raise PermissionDenied("only its owner or an admin can change a shared profile")
         return row
 
     def list(self, user_id: str) -> list[Profile]:
@@ -66,7 +73,7 @@ class ProfileRepo:
         )
 
     def update(self, user_id: str, profile_id: str, **fields: Any) -> Profile:
-        row = self._owned(user_id, profile_id)
+        row = self._editable(user_id, profile_id)
         for key, value in fields.items():
             if key not in PROFILE_FIELDS:
                 raise TypeError(f"unknown profile field {key!r}")
@@ -76,7 +83,7 @@ class ProfileRepo:
         return row
 
     def delete(self, user_id: str, profile_id: str) -> None:
-        self.session.delete(self._owned(user_id, profile_id))
+        self.session.delete(self._editable(user_id, profile_id))
         self.session.commit()
 
 

@@ -93,12 +93,15 @@ class UserRepo:
         user_id: str,
         display_name: str | None = None,
         use_for_training: bool | None = None,
+        memory_enabled: bool | None = None,
     ) -> User:
         user = self.get(user_id)
         if display_name is not None:
             user.display_name = display_name
         if use_for_training is not None:
             user.use_for_training = use_for_training
+        if memory_enabled is not None:
+            user.memory_enabled = memory_enabled
         self.session.commit()
         return user
 

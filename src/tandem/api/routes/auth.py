@@ -1,5 +1,6 @@
-"""Sign-up, log-in, log-out and the signed-in user. Web sessions live in an HttpOnly,
-SameSite=Lax cookie; the first account becomes the admin."""
+"""Sign-up, log-in, log-out, the CSRF token and the signed-in user. Web sessions live in an
+HttpOnly, SameSite=Lax cookie, next to the CSRF cookie the page echoes on writes; the first
+account becomes the admin."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field
 
+from tandem.api.csrf import CSRF_COOKIE, check_csrf, new_csrf_token, set_csrf_cookie
 from tandem.api.deps import SESSION_COOKIE, CurrentUser, SessionDep, SettingsDep
 from tandem.api.errors import ApiError
 from tandem.api.schemas import Body, Public
@@ -35,6 +37,11 @@ class LoginIn(Body):
 class MeUpdate(Body):
     display_name: str | None = Field(None, min_length=1, max_length=200)
     use_for_training: bool | None = None
+    memory_enabled: bool | None = None
+
+
+class CsrfPublic(Public):
+    token: str
 
 
 class UserPublic(Public):
@@ -44,6 +51,7 @@ class UserPublic(Public):
     is_admin: bool
     is_disabled: bool
     use_for_training: bool
+    memory_enabled: bool
     created_at: datetime
 
 
@@ -58,6 +66,8 @@ def _start_session(request: Request, response: Response, session: SessionDep, us
         secure=request.url.scheme == "https",
         path="/",
     )
+    # A fresh CSRF token per session: one read before log-in is useless after it.
+    set_csrf_cookie(request, response, new_csrf_token())
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
@@ -87,10 +97,24 @@ def login(body: LoginIn, request: Request, response: Response, session: SessionD
 def logout(request: Request, session: SessionDep) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        WebSessionRepo(session).delete(token)
+        sessions = WebSessionRepo(session)
+        if sessions.user_for(token) is not None:
+            check_csrf(request)  # another site must not be able to log the user out
+        sessions.delete(token)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
     return response
+
+
+@router.get("/csrf", response_model=CsrfPublic)
+def csrf_token(request: Request, response: Response):
+    """The CSRF token to send as `X-CSRF-Token` on writes; sets the cookie when missing."""
+    token = request.cookies.get(CSRF_COOKIE)
+    if not token:
+        token = new_csrf_token()
+        set_csrf_cookie(request, response, token)
+    return CsrfPublic(token=token)
 
 
 @router.get("/me", response_model=UserPublic)
@@ -100,4 +124,6 @@ def me(user: CurrentUser):
 
 @router.patch("/me", response_model=UserPublic)
 def update_me(body: MeUpdate, user: CurrentUser, session: SessionDep):
-    return UserRepo(session).update_me(user.id, body.display_name, body.use_for_training)
+    return UserRepo(session).update_me(
+        user.id, body.display_name, body.use_for_training, body.memory_enabled
+    )

@@ -53,7 +53,7 @@ class ComparisonPublic(BaseModel):
     created_at: datetime
 
 
-def _public(session: Session, user_id: str, row: Comparison) -> ComparisonPublic:
+def comparison_public(session: Session, user_id: str, row: Comparison) -> ComparisonPublic:
     convs, gens = ConversationRepo(session), GenerationRepo(session)
 
     def candidate(message_id: str) -> Candidate:
@@ -95,20 +95,20 @@ async def create_comparison(
         models=(body.model_a, body.model_b),
         sampling=overrides(body.sampling),
     )
-    return _public(session, user.id, outcome.comparison)
+    return comparison_public(session, user.id, outcome.comparison)
 
 
 @router.get("/comparisons", response_model=list[ComparisonPublic])
 def list_comparisons(user: CurrentUser, session: SessionDep):
-    return [_public(session, user.id, c) for c in ComparisonRepo(session).list(user.id)]
+    return [comparison_public(session, user.id, c) for c in ComparisonRepo(session).list(user.id)]
 
 
 @router.get("/comparisons/{comparison_id}", response_model=ComparisonPublic)
 def get_comparison(comparison_id: Id, user: CurrentUser, session: SessionDep):
-    return _public(session, user.id, ComparisonRepo(session).get(user.id, comparison_id))
+    return comparison_public(session, user.id, ComparisonRepo(session).get(user.id, comparison_id))
 
 
 @router.post("/comparisons/{comparison_id}/vote", response_model=ComparisonPublic)
 def vote(comparison_id: Id, body: VoteIn, user: CurrentUser, session: SessionDep):
     row = ComparisonRepo(session).vote(user.id, comparison_id, body.verdict)
-    return _public(session, user.id, row)
+    return comparison_public(session, user.id, row)

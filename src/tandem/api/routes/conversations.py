@@ -1,5 +1,6 @@
 """Conversations: create, list (newest first, `?q=` searches titles), get the message tree,
-rename, delete, and continue with a new message (JSON or streamed)."""
+rename, delete, and continue with a new message (JSON or streamed). On a share of turns set
+by the admin (`comparison_rate`), the new message is answered with a blind comparison."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from tandem.api.deps import CatalogDep, ChatDep, CurrentUser, SessionDep
+from tandem.api.routes.comparisons import ComparisonPublic, comparison_public
 from tandem.api.schemas import MAX_TEXT, Body, Id, MessagePublic, ModelId, Public, SamplingIn
 from tandem.api.schemas import sampling_overrides as overrides
-from tandem.api.turns import TurnPublic, respond
+from tandem.api.sse import sse, sse_response
+from tandem.api.turns import MemorySaved, TurnPublic, respond
+from tandem.chat.service import MAX_ATTACHMENTS
 from tandem.store import ConversationRepo, ProfileRepo
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
@@ -24,11 +28,13 @@ class ConversationCreate(Body):
     profile_id: Id | None = None
     system_prompt: str | None = Field(None, max_length=20_000)
     model: ModelId | None = None
+    use_memory: bool = Field(True, description="list the user's memories in this chat's prompt")
 
 
 class ConversationUpdate(Body):
     title: str | None = Field(None, max_length=300)
     system_prompt: str | None = Field(None, max_length=20_000)
+    use_memory: bool | None = None
 
 
 class ConversationPublic(Public):
@@ -38,6 +44,7 @@ class ConversationPublic(Public):
     system_prompt: str | None
     model: str | None
     current_message_id: str | None
+    use_memory: bool
     created_at: datetime
     updated_at: datetime
 
@@ -53,6 +60,19 @@ class MessageCreate(Body):
     model: ModelId | None = None
     sampling: SamplingIn | None = None
     stream: bool = False
+    attachments: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description="ids of the user's uploaded images (POST /api/uploads)",
+    )
+
+
+class ComparisonTurnPublic(BaseModel):
+    """The answer to a turn drawn for a comparison: two blind answers to vote on."""
+
+    comparison: ComparisonPublic
+    memory_saved: MemorySaved | None = None
+    notice: str | None = None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationPublic)
@@ -64,7 +84,7 @@ def create_conversation(
     if body.model is not None:
         catalog.get(body.model)  # unknown model: 404 now, not on the first message
     return ConversationRepo(session).create(
-        user.id, body.title, body.model, body.profile_id, body.system_prompt
+        user.id, body.title, body.model, body.profile_id, body.system_prompt, body.use_memory
     )
 
 
@@ -122,10 +142,38 @@ def delete_conversation(conversation_id: Id, user: CurrentUser, session: Session
 
 @router.post(
     "/{conversation_id}/messages",
-    response_model=TurnPublic,
+    response_model=TurnPublic | ComparisonTurnPublic,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def send_message(conversation_id: Id, body: MessageCreate, user: CurrentUser, chat: ChatDep):
+async def send_message(
+    conversation_id: Id, body: MessageCreate, user: CurrentUser, chat: ChatDep, session: SessionDep
+):
+    """Continue the conversation. Usually one answer (`TurnPublic`); on a share of turns
+    (admin setting `comparison_rate`) a blind comparison instead (`{"comparison": …}`, or
+    one `{"type": "comparison", …}` event when streaming)."""
+    models = await run_in_threadpool(chat.comparison_draw)
+    if models is not None:
+        outcome = await chat.compare(
+            user.id,
+            conversation_id,
+            text=body.content,
+            parent_id=body.parent_id,
+            models=(models[0] or body.model, models[1] or body.model),
+            sampling=overrides(body.sampling),
+            attachments=body.attachments,
+        )
+        result = ComparisonTurnPublic(
+            comparison=comparison_public(session, user.id, outcome.comparison),
+            memory_saved=MemorySaved.of(outcome.memory_saved),
+            notice=outcome.notice,
+        )
+        if not body.stream:
+            return result
+
+        async def one_event():
+            yield sse({"type": "comparison", **result.model_dump(mode="json")})
+
+        return sse_response(one_event())
     turn = await run_in_threadpool(
         chat.send,
         user.id,
@@ -134,5 +182,21 @@ async def send_message(conversation_id: Id, body: MessageCreate, user: CurrentUs
         body.parent_id,
         body.model,
         overrides(body.sampling),
+        body.attachments,
     )
     return await respond(turn, body.stream)
+
+
+class CurrentIn(Body):
+    message_id: Id
+
+
+@router.put("/{conversation_id}/current", response_model=ConversationPublic)
+def set_current_message(
+    conversation_id: Id, body: CurrentIn, user: CurrentUser, session: SessionDep
+):
+    """Make `message_id`'s branch the current one, so the next message continues it (the web
+    app calls this when the user pages to another answer or edit)."""
+    convs = ConversationRepo(session)
+    convs.set_current(user.id, conversation_id, body.message_id)
+    return convs.get(user.id, conversation_id)

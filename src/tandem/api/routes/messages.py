@@ -1,4 +1,5 @@
-"""Acting on one message: regenerate an answer, edit-and-branch a question, rate an answer."""
+"""Acting on one message: regenerate an answer, edit-and-branch a question, rate an answer,
+improve (rewrite) an answer, remember a message."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from pydantic import Field
 from tandem.api.deps import ChatDep, CurrentUser, SessionDep
 from tandem.api.errors import ApiError
 from tandem.api.routes.feedback import FeedbackCreate, FeedbackPublic
-from tandem.api.schemas import MAX_TEXT, Body, Id, ModelId, SamplingIn
+from tandem.api.routes.improvements import ImprovementCreated, ImprovementPublic
+from tandem.api.routes.memories import MemoryPublic
+from tandem.api.schemas import MAX_TEXT, Body, Id, MessagePublic, ModelId, SamplingIn
 from tandem.api.schemas import sampling_overrides as overrides
 from tandem.api.turns import TurnPublic, respond
-from tandem.store import FeedbackRepo
+from tandem.store import ConversationRepo, FeedbackRepo, ImprovementRepo, MemoryRepo
+from tandem.store.memories import MAX_MEMORY_CHARS
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
@@ -25,6 +29,10 @@ class RegenerateIn(Body):
 
 class EditIn(RegenerateIn):
     content: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class ImproveIn(Body):
+    content: str = Field(min_length=1, max_length=MAX_TEXT, description="the better answer")
 
 
 @router.post("/{message_id}/regenerate", response_model=TurnPublic)
@@ -65,3 +73,25 @@ def get_message_feedback(message_id: Id, user: CurrentUser, session: SessionDep)
 def withdraw_message_feedback(message_id: Id, user: CurrentUser, session: SessionDep) -> Response:
     FeedbackRepo(session).withdraw_message(user.id, message_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{message_id}/improve", status_code=status.HTTP_201_CREATED, response_model=ImprovementCreated
+)
+def improve(message_id: Id, body: ImproveIn, user: CurrentUser, session: SessionDep):
+    """Rewrite an answer: a new sibling message with `content` becomes the current one, and
+    the rewrite is stored as a signal against the answer's generation record."""
+    row, message = ImprovementRepo(session).create(user.id, message_id, body.content)
+    return ImprovementCreated(
+        improvement=ImprovementPublic.model_validate(row), message=MessagePublic.of(message)
+    )
+
+
+@router.post(
+    "/{message_id}/remember", status_code=status.HTTP_201_CREATED, response_model=MemoryPublic
+)
+def remember(message_id: Id, user: CurrentUser, session: SessionDep):
+    """Save this message's text (cut to 1000 characters) as a memory."""
+    message = ConversationRepo(session).get_message(user.id, message_id)
+    text = message.to_message().content.strip()[:MAX_MEMORY_CHARS]
+    return MemoryRepo(session).create(user.id, text)

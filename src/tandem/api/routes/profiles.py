@@ -1,4 +1,8 @@
-"""Assistant profiles (CRUD) and the user's custom instructions (GET/PUT)."""
+"""Assistant profiles (CRUD) and the user's custom instructions (GET/PUT).
+
+A profile is the owner's; a shared one is usable by everyone and changeable by its owner or
+an admin (others get 403; a private profile of someone else is 404). Listings carry `owned`
+and `can_edit` so the UI can offer the right buttons."""
 
 from __future__ import annotations
 
@@ -11,11 +15,15 @@ from pydantic import Field
 from tandem.api.deps import CurrentUser, SessionDep
 from tandem.api.schemas import Body, Id, ModelId, Public, SamplingIn
 from tandem.store import CustomInstructionsRepo, ProfileRepo
-from tandem.store.models import Profile
+from tandem.store.models import Profile, User
 
 router = APIRouter(prefix="/api", tags=["profiles"])
 
 Starters = list[Annotated[str, Field(min_length=1, max_length=500)]]
+# Tool names such as "web_search" or "code.python"; wired to real tools by a later issue.
+ToolName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")]
+MAX_TOOLS = 10
+MAX_KNOWLEDGE_FILES = 20
 
 
 class ProfileCreate(Body):
@@ -26,6 +34,8 @@ class ProfileCreate(Body):
     model_version: ModelId | None = None
     sampling: SamplingIn | None = None
     shared: bool = False
+    tools: list[ToolName] = Field(default_factory=list, max_length=MAX_TOOLS)
+    knowledge_file_ids: list[Id] = Field(default_factory=list, max_length=MAX_KNOWLEDGE_FILES)
 
 
 class ProfileUpdate(Body):
@@ -36,6 +46,8 @@ class ProfileUpdate(Body):
     model_version: ModelId | None = None
     sampling: SamplingIn | None = None
     shared: bool | None = None
+    tools: list[ToolName] | None = Field(None, max_length=MAX_TOOLS)
+    knowledge_file_ids: list[Id] | None = Field(None, max_length=MAX_KNOWLEDGE_FILES)
 
 
 class ProfilePublic(Public):
@@ -47,14 +59,21 @@ class ProfilePublic(Public):
     model_version: str | None
     sampling: dict[str, Any]
     shared: bool
-    is_mine: bool
+    tools: list[str]
+    knowledge_file_ids: list[str]
+    owned: bool
+    is_mine: bool = Field(description="same as `owned` (kept for older clients)")
+    can_edit: bool = Field(description="the owner, or an admin for a shared profile")
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Profile, user_id: str) -> ProfilePublic:
-        fields = {name: getattr(row, name) for name in cls.model_fields if name != "is_mine"}
-        return cls(**fields, is_mine=row.owner_id == user_id)
+    def of(cls, row: Profile, user: User) -> ProfilePublic:
+        derived = {"owned", "is_mine", "can_edit"}
+        fields = {name: getattr(row, name) for name in cls.model_fields if name not in derived}
+        owned = row.owner_id == user.id
+        can_edit = owned or (row.shared and user.is_admin)
+        return cls(**fields, owned=owned, is_mine=owned, can_edit=can_edit)
 
 
 class InstructionsIn(Body):
@@ -71,6 +90,8 @@ class InstructionsPublic(Public):
 
 def _fields(body: ProfileCreate | ProfileUpdate) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True, exclude={"sampling"})
+    # An explicit null leaves a field as it is; only the model may be unset (default model).
+    fields = {k: v for k, v in fields.items() if v is not None or k == "model_version"}
     if "sampling" in body.model_fields_set:
         fields["sampling"] = body.sampling.overrides() if body.sampling else {}
     return fields
@@ -80,23 +101,24 @@ def _fields(body: ProfileCreate | ProfileUpdate) -> dict[str, Any]:
 def create_profile(body: ProfileCreate, user: CurrentUser, session: SessionDep):
     fields = _fields(body)
     row = ProfileRepo(session).create(user.id, fields.pop("name", body.name), **fields)
-    return ProfilePublic.of(row, user.id)
+    return ProfilePublic.of(row, user)
 
 
 @router.get("/profiles", response_model=list[ProfilePublic])
 def list_profiles(user: CurrentUser, session: SessionDep):
-    return [ProfilePublic.of(p, user.id) for p in ProfileRepo(session).list(user.id)]
+    """My profiles and everyone's shared ones."""
+    return [ProfilePublic.of(p, user) for p in ProfileRepo(session).list(user.id)]
 
 
 @router.get("/profiles/{profile_id}", response_model=ProfilePublic)
 def get_profile(profile_id: Id, user: CurrentUser, session: SessionDep):
-    return ProfilePublic.of(ProfileRepo(session).get(user.id, profile_id), user.id)
+    return ProfilePublic.of(ProfileRepo(session).get(user.id, profile_id), user)
 
 
 @router.patch("/profiles/{profile_id}", response_model=ProfilePublic)
 def update_profile(profile_id: Id, body: ProfileUpdate, user: CurrentUser, session: SessionDep):
     row = ProfileRepo(session).update(user.id, profile_id, **_fields(body))
-    return ProfilePublic.of(row, user.id)
+    return ProfilePublic.of(row, user)
 
 
 @router.delete("/profiles/{profile_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,12 +1,17 @@
-"""Administration: list users, disable or re-enable one, open or close sign-up."""
+"""Administration: list users, disable or re-enable one; site settings (open or close
+sign-up, the share of turns answered as blind comparisons and by which two models)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from tandem.api.deps import AdminUser, SessionDep, SettingsDep
+from tandem.api.deps import AdminUser, CatalogDep, SessionDep, SettingsDep
+from tandem.api.errors import ApiError
 from tandem.api.routes.auth import UserPublic
-from tandem.api.schemas import Body, Id
+from tandem.api.schemas import Body, Id, ModelId
+from tandem.core.settings import Settings
 from tandem.store import SiteSettingsRepo, UserRepo
 
 router = APIRouter(prefix="/api", tags=["admin"])
@@ -16,8 +21,35 @@ class UserAdminUpdate(Body):
     is_disabled: bool
 
 
-class SiteSettingsPublic(Body):
+class SiteSettingsPublic(BaseModel):
     allow_signup: bool
+    comparison_rate: float
+    comparison_models: list[str] | None
+
+
+class SiteSettingsUpdate(Body):
+    """Only the fields sent change."""
+
+    allow_signup: bool | None = None
+    comparison_rate: float | None = Field(
+        None, ge=0, le=1, description="share of user turns answered as a blind comparison"
+    )
+    comparison_models: list[ModelId] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="the two models compared; null: two samples of the chat's model",
+    )
+
+
+def _site_settings(session: Session, settings: Settings) -> SiteSettingsPublic:
+    site = SiteSettingsRepo(session)
+    models = site.get("comparison_models")
+    return SiteSettingsPublic(
+        allow_signup=bool(site.get("allow_signup", settings.allow_signup)),
+        comparison_rate=float(site.get("comparison_rate", 0.0) or 0.0),  # type: ignore[arg-type]
+        comparison_models=list(models) if isinstance(models, list) else None,
+    )
 
 
 @router.get("/users", response_model=list[UserPublic])
@@ -32,11 +64,25 @@ def update_user(user_id: Id, body: UserAdminUpdate, admin: AdminUser, session: S
 
 @router.get("/admin/settings", response_model=SiteSettingsPublic)
 def get_site_settings(_: AdminUser, session: SessionDep, settings: SettingsDep):
-    allow = SiteSettingsRepo(session).get("allow_signup", settings.allow_signup)
-    return SiteSettingsPublic(allow_signup=bool(allow))
+    return _site_settings(session, settings)
 
 
 @router.put("/admin/settings", response_model=SiteSettingsPublic)
-def put_site_settings(body: SiteSettingsPublic, admin: AdminUser, session: SessionDep):
-    SiteSettingsRepo(session).set(admin.id, "allow_signup", body.allow_signup)
-    return body
+def put_site_settings(
+    body: SiteSettingsUpdate,
+    admin: AdminUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalog: CatalogDep,
+):
+    for model in body.comparison_models or ():
+        if model not in catalog:
+            raise ApiError(422, f"comparison_models: unknown model {model!r}", "invalid_value")
+    site = SiteSettingsRepo(session)
+    # `comparison_models: null` sent explicitly resets to "two samples of the chat's model".
+    for key in body.model_fields_set:
+        value = getattr(body, key)
+        if value is None and key != "comparison_models":
+            continue
+        site.set(admin.id, key, value)
+    return _site_settings(session, settings)
