@@ -11,7 +11,7 @@ export TANDEM_HOME ?= $(HOME)/.local/share/tandem
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test test-fast test-model test-postgres lint format bench system-test-deps clean
+.PHONY: setup run test test-fast test-model test-postgres lint format bench screenshots system-test-deps clean
 
 setup: $(STAMP)
 
@@ -46,10 +46,16 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# PNGs of the web app (real answers from the embedded model) into docs/screenshots/, taken in
+# Debian's Chromium like the browser tests.
+screenshots: setup system-test-deps
+	$(BIN)/python scripts/screenshots.py
+
 bench: setup
 	$(BIN)/python -m pip install -q -e ".[test,bench]"
 	bash bench/ensure-llama-cpp.sh $(BIN)/python
 	$(BIN)/python -m bench.engines
+	$(BIN)/python -m bench.training
 
 clean:
 	rm -rf $(VENV) build *.egg-info

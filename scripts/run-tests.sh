@@ -2,6 +2,7 @@
 # Runs the suite in stages, fastest first, so a broken basic test fails in seconds:
 #   1. hermetic tests (fake engine, SQLite)        2. real embedded model tests
 #   3. the store and API tests against PostgreSQL   (started on loopback by the fixtures)
+#   4. the web app in Debian's Chromium (Playwright)
 # pytest's exit code 5 means "no tests collected": for a stage with no tests yet that is not a
 # failure, so it is mapped to 0; any other non-zero code fails the run. The last line sums up
 # every stage ("N passed, N failed").
@@ -26,6 +27,7 @@ stage() {
 stage hermetic -q -m "not model and not postgres and not browser"
 stage model -q -m "model and not postgres and not browser"
 stage postgres -q -m "postgres"
+stage browser -q -m "browser and not postgres"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo "all stages: $passed passed, $failed failed"
 exit $status

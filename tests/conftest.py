@@ -22,8 +22,9 @@ import pytest
 
 from pg import PostgresServer, find_bindir
 
-# Real-model fixtures (model_home, prepared_model, onnx_engine) live in their own module.
-pytest_plugins = ["model_fixtures"]
+# Real-model fixtures (model_home, prepared_model, onnx_engine) and browser fixtures (browser,
+# web, web_with) live in their own modules.
+pytest_plugins = ["model_fixtures", "browser_fixtures"]
 
 # -- environment -------------------------------------------------------------------------
 
@@ -194,7 +195,9 @@ def new_user(client: object, email: str, password: str = "password-123") -> dict
         "/api/auth/signup", json={"email": email, "password": password}
     )
     assert r.status_code == 201, r.text
-    key = client.post("/api/keys", json={"name": "test"}).json()["key"]  # type: ignore[attr-defined]
+    # A write with the session cookie must echo the CSRF cookie (tandem.api.csrf).
+    csrf = {"X-CSRF-Token": client.cookies.get("tandem_csrf")}  # type: ignore[attr-defined]
+    key = client.post("/api/keys", json={"name": "test"}, headers=csrf).json()["key"]  # type: ignore[attr-defined]
     client.cookies.clear()  # type: ignore[attr-defined]
     return {"Authorization": f"Bearer {key}"}
 

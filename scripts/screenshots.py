@@ -1,0 +1,251 @@
+"""Screenshots of the web app for the README and docs, with real answers from the embedded
+model, taken in Debian's Chromium (the browser the tests use).
+
+    make screenshots                 # or: .venv/bin/python scripts/screenshots.py [OUT_DIR]
+
+Serves a throwaway instance (temporary TANDEM_HOME, SQLite) on a free port, drives it like a
+person would, and writes PNGs into docs/screenshots/: chat, feedback, comparison, settings,
+profiles, phone, phone-menu. The model is prepared once into the test cache
+(.cache/test-models, or $TANDEM_TEST_MODEL_HOME), so a second run starts in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # launch_chromium: the tests' browser settings
+
+from browser_fixtures import launch_chromium  # noqa: E402
+
+DESKTOP = {"width": 1280, "height": 820}
+PHONE = {"width": 390, "height": 844}
+PASSWORD = "password-123"
+
+
+def serve(app: object) -> tuple[str, object]:
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", server
+
+
+def build_app(home: Path) -> tuple[object, object]:
+    from tandem.api.app import create_app
+    from tandem.core.settings import Settings
+    from tandem.engines import ModelCatalog
+    from tandem.engines.onnx import OnnxEngine
+    from tandem.registry.embedded import prepare_embedded_model
+
+    model_home = Path(os.environ.get("TANDEM_TEST_MODEL_HOME") or REPO / ".cache" / "test-models")
+    model_home.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_embedded_model(model_home)
+    engine = OnnxEngine(prepared.onnx_dir, prepared.version)
+    catalog = ModelCatalog(default_model=prepared.version)
+    catalog.add(engine)
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'tandem.db'}")
+    return create_app(settings, catalog), engine
+
+
+def csrf(page) -> dict[str, str]:
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    return {"X-CSRF-Token": cookies.get("tandem_csrf", "")}
+
+
+def api(page, method: str, path: str, json: object = None) -> object:
+    r = page.request.fetch(path, method=method, data=json, headers=csrf(page))
+    if not r.ok:
+        raise RuntimeError(f"{method} {path}: {r.status} {r.text()}")
+    return r.json() if r.status != 204 else None
+
+
+def send(page, text: str, answers: int) -> None:
+    page.wait_for_selector("body[data-ready]")
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+    page.locator(".msg.assistant:not(.streaming)").nth(answers - 1).wait_for()
+    page.get_by_role("button", name="Send message").wait_for()
+
+
+def shoot(page, out: Path, name: str) -> None:
+    page.mouse.move(0, 0)  # no hover states in the picture
+    page.evaluate("document.getElementById('toast')?.classList.remove('show')")
+    page.wait_for_timeout(350)  # let transitions settle
+    page.screenshot(path=str(out / f"{name}.png"))
+    print(f"wrote {out / name}.png")
+
+
+def seed_history(page) -> None:
+    """A few earlier chats, answered by the model, so the sidebar looks lived in."""
+    for question in (
+        "Give me three tips for a good night's sleep.",
+        "What is the boiling point of water in Fahrenheit?",
+        "Suggest a name for a grey cat.",
+    ):
+        conv = api(page, "POST", "/api/conversations", {})
+        api(
+            page,
+            "POST",
+            f"/api/conversations/{conv['id']}/messages",
+            {"content": question, "sampling": {"max_tokens": 60, "seed": 1}},
+        )
+
+
+def take(base_url: str, out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        context = browser.new_context(base_url=base_url, viewport=DESKTOP, color_scheme="light")
+        context.set_default_timeout(60_000)
+        page = context.new_page()
+
+        page.goto("/signup")
+        page.get_by_label("Name").fill("Ada")
+        page.get_by_label("Email").fill("ada@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Create account").click()
+        page.get_by_role("heading", name="How can I help, Ada?").wait_for()
+        seed_history(page)
+
+        # 1. chat: a real streamed answer with markdown and code
+        page.get_by_role("link", name="New chat").click()
+        page.reload()
+        send(page, "What is the capital of France? Answer in one sentence.", 1)
+        send(page, "Write a Python function that reverses a string.", 2)
+        # A 135M model sometimes drops the opening ``` of its code block; like a person
+        # would, regenerate (every answer is kept) until the answer is well formed.
+        conv = page.url.rsplit("/", 1)[1]
+        for _ in range(6):
+            answer = api(page, "GET", f"/api/conversations/{conv}/branch")[-1]["content"]
+            if answer.lstrip().startswith("```") and answer.count("```") % 2 == 0:
+                break
+            page.locator(".msg.assistant").last.get_by_role("button", name="Regenerate").click()
+            page.locator(".msg.assistant.streaming").wait_for(state="detached")
+            page.get_by_role("button", name="Send message").wait_for()
+        page.locator(".msg.assistant").last.scroll_into_view_if_needed()
+        shoot(page, out, "chat")
+
+        # 2. feedback: thumbs down, reasons open
+        last = page.locator(".msg.assistant").last
+        last.get_by_role("button", name="Bad response").click()
+        panel = page.get_by_role("dialog", name="Tell us more")
+        panel.get_by_role("button", name="Not factually correct").click()
+        panel.get_by_label("Comment").fill(
+            'Slicing does not return a slice "of the specified length".'
+        )
+        panel.scroll_into_view_if_needed()
+        shoot(page, out, "feedback")
+        panel.get_by_role("button", name="Submit").click()
+
+        # 3. comparison: two blind answers, before the vote
+        page.get_by_role("link", name="New chat").click()
+        box = page.get_by_role("textbox", name="Message")
+        box.fill("Give me one tip for learning a new language, in two sentences.")
+        page.get_by_role("button", name="Compare").click()
+        page.get_by_role("menuitem", name="Two answers from the same model").click()
+        page.locator(".comparison .vote").first.wait_for()
+        page.evaluate("document.getElementById('scroller').scrollTop = 0")
+        shoot(page, out, "comparison")
+        page.locator(".comparison").get_by_role("button", name="A is better").click()
+        page.get_by_text("The models are revealed.").wait_for()
+
+        # 4. settings
+        page.goto("/settings")
+        page.locator("#mem-list li").first.wait_for()  # loaded: typing now is not overwritten
+        page.get_by_label("What should the assistant know about you?").fill(
+            "I'm a software engineer in Lyon. I cook vegetarian."
+        )
+        page.get_by_label("How should it respond?").fill("Be brief. Use metric units.")
+        page.locator("#ci-save").click()
+        for memory in ("Prefers Python examples", "Has a grey cat named Pixel"):
+            page.get_by_label("New memory").fill(memory)
+            page.get_by_role("button", name="Add", exact=True).click()
+            page.locator("#mem-list").get_by_text(memory).wait_for()
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        shoot(page, out, "settings")
+        page.set_viewport_size(DESKTOP)
+
+        # 5. profiles
+        for profile in (
+            {
+                "name": "Python tutor",
+                "description": "Explains Python step by step, with short runnable examples.",
+                "instructions": "Teach patiently; always include a short code example.",
+                "starters": ["Explain list comprehensions", "What is a decorator?"],
+                "shared": True,
+            },
+            {
+                "name": "Travel planner",
+                "description": "Plans weekend trips: where to go, what to see, what it costs.",
+                "instructions": "Ask about budget first. Give day-by-day plans.",
+                "starters": ["Plan two days in Lyon"],
+                "sampling": {"temperature": 0.7},
+            },
+            {
+                "name": "Proofreader",
+                "description": "Fixes grammar and spelling without changing your voice.",
+                "instructions": "Return the corrected text, then list the changes.",
+                "starters": [],
+            },
+        ):
+            api(page, "POST", "/api/profiles", profile)
+        page.goto("/profiles")
+        page.get_by_role("article", name="Proofreader").wait_for()
+        shoot(page, out, "profiles")
+
+        # 6. phone: the chat, then the menu
+        phone = browser.new_context(
+            base_url=base_url,
+            viewport=PHONE,
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            color_scheme="light",
+            storage_state=context.storage_state(),
+        )
+        phone.set_default_timeout(60_000)
+        mobile = phone.new_page()
+        first = api(page, "GET", "/api/conversations")
+        chat = next(c for c in first if c["title"].startswith("What is the capital"))
+        mobile.goto(f"/c/{chat['id']}")
+        mobile.locator(".msg.assistant").last.wait_for()
+        mobile.evaluate("document.getElementById('scroller').scrollTop = 0")
+        shoot(mobile, out, "phone")
+        mobile.get_by_role("button", name="Open menu").click()
+        shoot(mobile, out, "phone-menu")
+        browser.close()
+
+
+def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "docs" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tandem-screens-") as tmp:
+        app, engine = build_app(Path(tmp))
+        base_url, server = serve(app)
+        try:
+            take(base_url, out)
+        finally:
+            server.should_exit = True
+            time.sleep(0.3)
+            engine.close()
+
+
+if __name__ == "__main__":
+    main()
