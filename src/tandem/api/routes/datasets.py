@@ -1,0 +1,192 @@
+"""Dataset snapshots (admin only): build from signals, list, inspect, download; the admin page.
+
+POST /api/datasets                       {"kind": "preference", "filters": {...}} → snapshot
+GET  /api/datasets                       snapshots, newest first
+GET  /api/datasets/{id}                  manifest + card
+GET  /api/datasets/{id}/signals          the signal ids it read, by kind
+GET  /api/datasets/{id}/files/{name}     train.jsonl, test.parquet, card.md, …
+GET  /admin/datasets                     the admin page (web session)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from tandem.api.deps import SESSION_COOKIE, AdminUser, SessionDep, SettingsDep
+from tandem.api.schemas import Body, Id, ModelId
+from tandem.data.build import BuildConfig, build_snapshot
+from tandem.data.builders import demonstration_examples
+from tandem.data.snapshots import SNAPSHOT_FILES, load_snapshot
+from tandem.store import DatasetRepo, NotFound, WebSessionRepo
+from tandem.store.datasets import DatasetSnapshotRow
+
+router = APIRouter(tags=["datasets"])
+templates = Jinja2Templates(directory=Path(__file__).parents[2] / "web" / "templates")
+
+Reason = Literal[
+    "not_factual", "didnt_follow_instructions", "refused", "too_long", "unsafe", "other"
+]
+MEDIA_TYPES = {
+    ".jsonl": "application/x-ndjson",
+    ".parquet": "application/vnd.apache.parquet",
+    ".md": "text/markdown; charset=utf-8",
+    ".json": "application/json",
+}
+
+
+class DatasetFilters(Body):
+    since: datetime | None = Field(None, description="signals at or after this time")
+    until: datetime | None = Field(None, description="signals before this time")
+    profile_id: Id | None = None
+    model_version: ModelId | None = None
+    reasons: list[Reason] = Field(
+        default_factory=list, max_length=6, description="thumbs-down only with one of these"
+    )
+    per_user_cap: int | None = Field(None, ge=1, le=1_000_000)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    near_duplicate_threshold: float = Field(0.9, gt=0, le=2)
+
+
+class DatasetCreate(Body):
+    kind: Literal["sft", "preference", "kto"]
+    name: str = Field("", max_length=200)
+    filters: DatasetFilters = Field(default_factory=DatasetFilters)
+    demonstrations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description='SFT only: behaviour-spec demonstrations, each {"messages": [...]}',
+    )
+
+
+class DatasetPublic(BaseModel):
+    id: str
+    kind: str
+    name: str
+    hash: str
+    source: str
+    filters: dict[str, Any]
+    counts: dict[str, Any]
+    created_at: datetime
+    created_by: str | None
+    files: dict[str, str]
+
+
+class DatasetDetail(DatasetPublic):
+    manifest: dict[str, Any]
+    card: str
+    signal_counts: dict[str, int]
+
+
+def _public(row: DatasetSnapshotRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "name": row.name,
+        "hash": row.hash,
+        "source": row.source,
+        "filters": row.filters,
+        "counts": row.counts,
+        "created_at": row.created_at,
+        "created_by": row.created_by,
+        "files": {name: f"/api/datasets/{row.id}/files/{name}" for name in SNAPSHOT_FILES},
+    }
+
+
+@router.post("/api/datasets", status_code=status.HTTP_201_CREATED)
+def create_dataset(
+    body: DatasetCreate,
+    admin: AdminUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> DatasetPublic:
+    """Build a snapshot. 201 when new; 200 with the existing snapshot when the same rows were
+    already built (snapshots are content-addressed and never rewritten)."""
+    f = body.filters
+    config = BuildConfig(
+        kind=body.kind,
+        since=f.since,
+        until=f.until,
+        profile_id=f.profile_id,
+        model_version=f.model_version,
+        reasons=tuple(f.reasons),
+        per_user_cap=f.per_user_cap,
+        test_fraction=f.test_fraction,
+        near_duplicate_threshold=f.near_duplicate_threshold,
+        name=body.name,
+    )
+    demos = demonstration_examples(body.demonstrations, "api") if body.demonstrations else []
+    result = build_snapshot(
+        session,
+        settings.home,
+        config,
+        demonstrations=demos,
+        demonstrations_source=f"api ({len(demos)} rows)" if demos else None,
+        created_by=admin.id,
+    )
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return DatasetPublic(**_public(result.record))
+
+
+@router.get("/api/datasets")
+def list_datasets(
+    _: AdminUser, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> list[DatasetPublic]:
+    return [DatasetPublic(**_public(r)) for r in DatasetRepo(session).list_snapshots(limit)]
+
+
+@router.get("/api/datasets/{snapshot_id}")
+def get_dataset(
+    snapshot_id: Id, _: AdminUser, session: SessionDep, settings: SettingsDep
+) -> DatasetDetail:
+    repo = DatasetRepo(session)
+    row = repo.get_snapshot(snapshot_id)
+    snap = load_snapshot(settings.home, row.id)
+    signals = repo.snapshot_signals(row.id)
+    return DatasetDetail(
+        **_public(row),
+        manifest=snap.manifest,
+        card=snap.card_file.read_text(encoding="utf-8"),
+        signal_counts={k: len(v) for k, v in signals.items()},
+    )
+
+
+@router.get("/api/datasets/{snapshot_id}/signals")
+def dataset_signals(snapshot_id: Id, _: AdminUser, session: SessionDep) -> dict[str, list[str]]:
+    return DatasetRepo(session).snapshot_signals(snapshot_id)
+
+
+@router.get("/api/datasets/{snapshot_id}/files/{filename}")
+def dataset_file(
+    snapshot_id: Id, filename: str, _: AdminUser, session: SessionDep, settings: SettingsDep
+) -> FileResponse:
+    if filename not in SNAPSHOT_FILES:
+        raise NotFound("dataset file", filename)
+    row = DatasetRepo(session).get_snapshot(snapshot_id)
+    snap = load_snapshot(settings.home, row.id)
+    path = snap.path / filename
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPES[path.suffix],
+        filename=f"{row.id}-{filename}",
+    )
+
+
+@router.get("/admin/datasets", response_class=HTMLResponse, include_in_schema=False)
+def admin_datasets_page(request: Request, session: SessionDep) -> Response:
+    """The page is a shell; its script calls the API above with the session cookie + CSRF."""
+    token = request.cookies.get(SESSION_COOKIE)
+    user = WebSessionRepo(session).user_for(token) if token else None
+    if user is None:
+        return RedirectResponse("/login?next=/admin/datasets", status_code=303)
+    if not user.is_admin:
+        return HTMLResponse("<!doctype html><title>tandem</title><p>Admins only.</p>", 403)
+    return templates.TemplateResponse(request, "admin_datasets.html", {"user": user})
