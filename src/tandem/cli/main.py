@@ -2,7 +2,9 @@
 
 tandem serve                         # web app + OpenAI-compatible API on 127.0.0.1:8000
 tandem chat                          # chat in the terminal (/new, /model NAME, /quit)
-tandem models list | show ID | prepare
+tandem models list | show ID | prepare | lineage [ID] | set-status ID STATUS
+tandem data build sft|preference|kto [filters] | list | show ID | export ID --to DIR | import FILE
+tandem train sft|dpo|kto|reward --dataset SNAPSHOT [--base VERSION] [--config FILE.yaml]
 tandem users create EMAIL [--admin] | api-key EMAIL
 """
 
@@ -20,6 +22,8 @@ from typing import Annotated
 
 import typer
 
+from tandem.cli.data import data_app
+from tandem.cli.train import add_models_commands, train_app
 from tandem.core.settings import Settings
 
 app = typer.Typer(help="tandem: a chat assistant that improves from its users' signals.")
@@ -27,6 +31,9 @@ models_app = typer.Typer(help="Model versions in the registry.")
 users_app = typer.Typer(help="Accounts and API keys.")
 app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
+app.add_typer(train_app, name="train")
+app.add_typer(data_app, name="data")
+add_models_commands(models_app)
 
 HostOpt = Annotated[str, typer.Option(envvar="HOST", help="Interface to listen on.")]
 PortOpt = Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")]

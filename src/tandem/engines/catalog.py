@@ -30,6 +30,18 @@ class ModelCatalog:
         self._engines: dict[str, Engine] = {}
         self._factories: dict[str, tuple[Callable[[], Engine], ModelInfo]] = {}
         self._lock = threading.Lock()
+        # Called (outside the lock) before listing and when an unknown id is asked for, so
+        # versions registered while the server runs become servable without a restart.
+        self._discover: Callable[[ModelCatalog], None] | None = None
+
+    def set_discovery(self, discover: Callable[[ModelCatalog], None]) -> None:
+        """`discover(catalog)` adds models that appeared since the last call (cheap: it runs on
+        every listing and on every request for an unknown id)."""
+        self._discover = discover
+
+    def refresh(self) -> None:
+        if self._discover is not None:
+            self._discover(self)
 
     def add(self, engine: Engine) -> None:
         with self._lock:
@@ -49,13 +61,23 @@ class ModelCatalog:
         if engine is not None:
             engine.close()
 
+    def ids(self) -> set[str]:
+        """The ids registered so far, without looking for new ones."""
+        with self._lock:
+            return set(self._engines) | set(self._factories)
+
     def __contains__(self, model_id: str) -> bool:
+        if model_id in self._engines or model_id in self._factories:
+            return True
+        self.refresh()
         return model_id in self._engines or model_id in self._factories
 
     def get(self, model_id: str | None = None) -> Engine:
         model_id = model_id or self.default_model
         if model_id is None:
             raise ModelNotFound("")
+        if model_id not in self:  # looks for newly registered versions first
+            raise ModelNotFound(model_id)
         with self._lock:
             engine = self._engines.get(model_id)
             if engine is not None:
@@ -69,6 +91,7 @@ class ModelCatalog:
             return engine
 
     def list(self) -> list[ModelInfo]:
+        self.refresh()
         with self._lock:
             infos = [e.info for e in self._engines.values()]
             infos += [info for _, info in self._factories.values()]

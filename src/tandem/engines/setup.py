@@ -5,6 +5,7 @@ Built-in backends register through the same table a plugin would use (`BACKENDS`
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,10 @@ BACKENDS: dict[str, tuple[str, Callable[[Path, str], Engine]]] = {
 DEFAULT_BACKEND = "onnx"
 
 
+def _local_ids(version: str) -> list[str]:
+    return [version if b == DEFAULT_BACKEND else f"{version}@{b}" for b in BACKENDS]
+
+
 def add_local_version(catalog: ModelCatalog, version: str, root: Path) -> None:
     """Register a model version directory: the default engine under its plain id, the
     transformers reference as `<id>@transformers`. Engines load on first use."""
@@ -48,6 +53,25 @@ def add_local_version(catalog: ModelCatalog, version: str, root: Path) -> None:
             ModelInfo(id=model_id, backend=backend),
             lambda d=model_dir, m=model_id, f=factory: f(d, m),
         )
+
+
+def add_registry_versions(catalog: ModelCatalog, registry: Path) -> None:
+    """Add every complete chat version in the registry directory that the catalog lacks. A
+    version is complete once its manifest exists (written last); reward models score answers
+    and cannot chat, so they are not served."""
+    if not registry.exists():
+        return
+    known = catalog.ids()  # not `in catalog`: that would call this discovery again
+    for root in sorted(registry.iterdir()):
+        manifest = root / "manifest.json"
+        if not manifest.exists() or any(i in known for i in _local_ids(root.name)):
+            continue
+        try:
+            kind = json.loads(manifest.read_text()).get("kind", "chat")
+        except (OSError, ValueError):
+            continue
+        if kind == "chat":
+            add_local_version(catalog, root.name, root)
 
 
 def add_remote_backends(catalog: ModelCatalog, settings: Settings) -> None:
@@ -68,9 +92,9 @@ def build_catalog(settings: Settings) -> ModelCatalog:
     embedded model once `tandem.registry.embedded` has prepared it, and every trained version)
     and the configured OpenAI-compatible servers. Engines load on first use."""
     catalog = ModelCatalog(default_model=settings.default_model)
-    registry = settings.registry_dir
-    if registry.exists():
-        for root in sorted(p for p in registry.iterdir() if (p / "manifest.json").exists()):
-            add_local_version(catalog, root.name, root)
+    add_registry_versions(catalog, settings.registry_dir)
     add_remote_backends(catalog, settings)
+    # Versions trained while the server runs (tandem train) are picked up on the next
+    # /v1/models or on the first request naming them.
+    catalog.set_discovery(lambda c: add_registry_versions(c, settings.registry_dir))
     return catalog
