@@ -12,7 +12,7 @@ from tandem.registry.embedded import load_prepared, prepare_embedded_model
 pytestmark = pytest.mark.model
 
 GREEDY = SamplingParams(temperature=0, max_tokens=24, repetition_penalty=1.0)
-FRANCE = [Message.text("user", "What is the capital of France?")]
+FRANCE = [Message.text("user", "What is the capital of France? Answer in one sentence.")]
 
 
 def test_preparation_is_reused_quickly(model_home):
@@ -33,7 +33,7 @@ def test_default_engine_answers_and_reports_usage(onnx_engine):
     assert done.usage.prompt_tokens > 5
     assert 0 < done.usage.completion_tokens <= 24
     assert done.rendered_prompt.endswith("<|im_start|>assistant\n")
-    assert "What is the capital of France?" in done.rendered_prompt
+    assert "What is the capital of France? Answer in one sentence." in done.rendered_prompt
 
 
 def test_greedy_is_deterministic_and_seeded_sampling_reproducible(onnx_engine):

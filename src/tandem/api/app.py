@@ -23,17 +23,24 @@ from tandem.api.routes import (
     auth,
     comparisons,
     conversations,
+    datasets,
     feedback,
+    improvements,
     keys,
+    memories,
     messages,
     openai,
+    privacy,
     profiles,
+    uploads,
     users,
 )
 from tandem.chat import ChatService
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
 from tandem.store import bootstrap_admin, make_engine, make_session_factory, migrate
+from tandem.store.uploads import MAX_UPLOAD_BYTES
+from tandem.web import pages
 
 log = logging.getLogger("tandem.api")
 
@@ -47,6 +54,11 @@ ROUTERS = (
     comparisons.router,
     profiles.router,
     users.router,
+    memories.router,
+    improvements.router,
+    uploads.router,
+    privacy.router,
+    datasets.router,
 )
 
 
@@ -82,9 +94,12 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     app.state.catalog = catalog
     app.state.session_factory = session_factory
     # The catalog names the default model (built from settings.default_model by setup).
-    app.state.chat = ChatService(session_factory, catalog)
+    app.state.chat = ChatService(session_factory, catalog, uploads_root=settings.home / "uploads")
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Image uploads may be 10 MB (plus the multipart envelope); the route checks the file.
+    upload_limit = {"/api/uploads": MAX_UPLOAD_BYTES + 64 * 1024}
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=upload_limit)
     for router in ROUTERS:
         app.include_router(router)
+    pages.install(app)  # the web app: pages at /, assets at /static
     return app
