@@ -27,6 +27,9 @@ from tandem.store import InvalidInput, NotFound, PermissionDenied
         ("write to ada.l+x@mail.example.co.uk today", "write to [EMAIL] today", "email"),
         ("call +44 20 7946 0958 now", "call [PHONE] now", "phone"),
         ("call (555) 123-4567", "call [PHONE]", "phone"),
+        # PII at the end of a sentence: the full stop is not part of the number.
+        ("my phone is +1 (555) 123-4567. Bye", "my phone is [PHONE]. Bye", "phone"),
+        ("card 4111 1111 1111 1111.", "card [CARD].", "card"),
         ("pay with 4242-4242-4242-4242", "pay with [CARD]", "card"),
         ("my key tk-AbCdEfGh0123456789_-xyz", "my key [API_KEY]", "api_key"),
         ("export OPENAI=sk-proj-Zx9Yw8Vu7Ts6Rq5Po4Nm", "export OPENAI=[API_KEY]", "api_key"),
