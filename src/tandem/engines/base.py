@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from tandem.core.generation import Completion, SamplingParams, Usage
@@ -45,6 +45,36 @@ class ModelInfo:
     owned_by: str = "tandem"
     accepts_images: bool = False
     extra: dict = field(default_factory=dict)
+
+
+def ensure_fits(prompt_tokens: int, max_context: int) -> None:
+    """A prompt must leave room for at least one generated token."""
+    if prompt_tokens + 1 >= max_context:
+        raise ContextLengthExceeded(
+            f"the prompt is {prompt_tokens} tokens; this model's context is {max_context}"
+        )
+
+
+async def relay(
+    queue: asyncio.Queue[Chunk | BaseException], on_abandon: Callable[[], None]
+) -> AsyncIterator[Chunk]:
+    """Yield what a generating thread puts on `queue`, up to the final chunk; an exception put
+    there is raised. A consumer that stops early (client gone, stop pressed) triggers
+    `on_abandon`, which must cancel the generation so it stops using the CPU."""
+    done = False
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                done = True
+                raise item
+            done = item.finish_reason is not None
+            yield item
+            if done:
+                return
+    finally:
+        if not done:
+            on_abandon()
 
 
 class Engine(ABC):

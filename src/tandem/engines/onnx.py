@@ -34,7 +34,7 @@ from tokenizers import Tokenizer
 
 from tandem.core.generation import SamplingParams, Usage
 from tandem.core.messages import Message
-from tandem.engines.base import Chunk, ContextLengthExceeded, Engine, EngineError, ModelInfo
+from tandem.engines.base import Chunk, Engine, EngineError, ModelInfo, ensure_fits, relay
 from tandem.engines.sampling import sample_token
 from tandem.engines.text import ChatTemplate, IncrementalDecoder, StopMatcher
 
@@ -125,10 +125,7 @@ class OnnxEngine(Engine):
     def _encode(self, messages: Sequence[Message]) -> tuple[str, list[int]]:
         prompt = self.render_prompt(messages)
         ids = self.tokenizer.encode(prompt, add_special_tokens=False).ids
-        if len(ids) + 1 >= self.max_context:
-            raise ContextLengthExceeded(
-                f"the prompt is {len(ids)} tokens; this model's context is {self.max_context}"
-            )
+        ensure_fits(len(ids), self.max_context)
         return prompt, ids
 
     def check_request(self, messages: Sequence[Message], params: SamplingParams) -> None:
@@ -150,24 +147,14 @@ class OnnxEngine(Engine):
             stopper=StopMatcher(params.stop),
         )
         self._submit(request)
-        finished = False
-        try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, BaseException):
-                    finished = True
-                    raise item
-                if item.finish_reason is not None:
-                    finished = True
-                yield item
-                if finished:
-                    return
-        finally:
-            if not finished:
-                # The consumer went away (client disconnected, stop pressed): free the slot.
-                request.cancelled = True
-                with self._wakeup:
-                    self._wakeup.notify()
+
+        def abandon() -> None:
+            request.cancelled = True
+            with self._wakeup:
+                self._wakeup.notify()
+
+        async for chunk in relay(queue, abandon):
+            yield chunk
 
     def close(self) -> None:
         with self._wakeup:

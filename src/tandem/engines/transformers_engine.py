@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tandem.core.generation import Completion, SamplingParams, Usage
 from tandem.core.messages import Message
-from tandem.engines.base import Chunk, ContextLengthExceeded, Engine, EngineError
+from tandem.engines.base import Chunk, Engine, EngineError, ensure_fits, relay
 from tandem.engines.text import ChatTemplate, IncrementalDecoder, StopMatcher
 
 
@@ -58,10 +58,7 @@ class TransformersEngine(Engine):
     def _encode(self, messages: Sequence[Message]):  # type: ignore[no-untyped-def]
         prompt = self.render_prompt(messages)
         ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-        if ids.shape[1] + 1 >= self.max_context:
-            raise ContextLengthExceeded(
-                f"the prompt is {ids.shape[1]} tokens; this model's context is {self.max_context}"
-            )
+        ensure_fits(ids.shape[1], self.max_context)
         return prompt, ids
 
     def check_request(self, messages: Sequence[Message], params: SamplingParams) -> None:
@@ -134,20 +131,8 @@ class TransformersEngine(Engine):
                 emit(EngineError(f"generation failed: {exc}"))
 
         threading.Thread(target=work, daemon=True).start()
-        done = False
-        try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, BaseException):
-                    done = True
-                    raise item
-                done = item.finish_reason is not None
-                yield item
-                if done:
-                    return
-        finally:
-            if not done:
-                cancelled.set()
+        async for chunk in relay(queue, cancelled.set):
+            yield chunk
 
     async def complete_batch(
         self, items: Sequence[tuple[Sequence[Message], SamplingParams]]
