@@ -56,6 +56,7 @@ bench: setup
 	bash bench/ensure-llama-cpp.sh $(BIN)/python
 	$(BIN)/python -m bench.engines
 	$(BIN)/python -m bench.training
+	$(BIN)/python -m bench.refusal_agreement
 
 clean:
 	rm -rf $(VENV) build *.egg-info

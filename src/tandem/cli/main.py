@@ -6,6 +6,8 @@ tandem models list | show ID | prepare | lineage [ID] | set-status ID STATUS
 tandem data build sft|preference|kto [filters] | list | show ID | export ID --to DIR | import FILE
 tandem train sft|dpo|kto|reward --dataset SNAPSHOT [--base VERSION] [--config FILE.yaml]
 tandem users create EMAIL [--admin] | api-key EMAIL
+tandem eval arena-ratings --battles FILE.jsonl | online [--json] | refusal-agreement [--dir DIR]
+            | ifeval-grade --responses R.jsonl --output OUT.jsonl [--input FILE]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Annotated
 import typer
 
 from tandem.cli.data import data_app
+from tandem.cli.evals import eval_app
 from tandem.cli.train import add_models_commands, train_app
 from tandem.core.settings import Settings
 
@@ -33,6 +36,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
 app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
+app.add_typer(eval_app, name="eval")
 add_models_commands(models_app)
 
 HostOpt = Annotated[str, typer.Option(envvar="HOST", help="Interface to listen on.")]

@@ -6,6 +6,7 @@ register through `register_task`, the same hook a plugin would use.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -62,7 +63,15 @@ def register_task(name: str) -> Callable[[Callable[..., Task]], Callable[..., Ta
     return decorate
 
 
+# Built-in suites register themselves when their module is imported; they are imported on
+# first use, so `import tandem.evals` does not load nltk, langdetect or benchmark files.
+BUILTIN_TASK_MODULES = {"ifeval": "tandem.evals.ifeval", "xstest": "tandem.evals.xstest"}
+
+
 def get_task(name: str, **options: Any) -> Task:
+    if name not in TASKS and name in BUILTIN_TASK_MODULES:
+        importlib.import_module(BUILTIN_TASK_MODULES[name])
     if name not in TASKS:
-        raise KeyError(f"no eval task {name!r}; known: {', '.join(sorted(TASKS))}")
+        known = sorted(set(TASKS) | set(BUILTIN_TASK_MODULES))
+        raise KeyError(f"no eval task {name!r}; known: {', '.join(known)}")
     return TASKS[name](**options)
