@@ -130,5 +130,6 @@ def test_built_in_suites_are_found_by_name_without_importing_them_first():
 
     assert get_task("xstest").name == "xstest"
     assert get_task("ifeval").name == "ifeval"
-    with pytest.raises(KeyError, match="known: ifeval, xstest"):
+    # Other built-in suites sort between these two, so only their order is pinned here.
+    with pytest.raises(KeyError, match=r"known: .*\bifeval, .*\bxstest\b"):
         get_task("nope")

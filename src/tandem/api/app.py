@@ -24,6 +24,7 @@ from tandem.api.routes import (
     comparisons,
     conversations,
     datasets,
+    evals,
     feedback,
     improvements,
     keys,
@@ -59,6 +60,7 @@ ROUTERS = (
     uploads.router,
     privacy.router,
     datasets.router,
+    evals.router,
 )
 
 

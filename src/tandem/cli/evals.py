@@ -4,6 +4,10 @@ tandem eval arena-ratings --battles FILE.jsonl [--bootstrap 100] [--seed 0]
 tandem eval online [--json] [--bootstrap 100] [--seed 0]
 tandem eval ifeval-grade --responses R.jsonl --output OUT.jsonl [--input input_data.jsonl]
 tandem eval refusal-agreement [--dir ../shared/data/benchmarks/xstest]
+tandem eval run SUITE --model VERSION [--limit N] [--max-tokens 1024] [--concurrency 16]
+tandem eval runs | show RUN [--items] | compare RUN_A RUN_B
+tandem eval build-regressions [--output FILE.jsonl]
+tandem eval behavior-spec --responses R.jsonl [--spec FILE.yaml]
 """
 
 from __future__ import annotations
@@ -142,3 +146,227 @@ def ifeval_grade(
         for result in results:
             f.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     typer.echo(json.dumps({**scores, "prompts": len(results), "missing": len(missing)}, indent=2))
+
+
+def _eval_catalog(settings: Settings):  # type: ignore[no-untyped-def]
+    """The catalog `tandem serve` would build, embedded model prepared; tests swap this out."""
+    from tandem.cli.main import _prepare
+    from tandem.engines.setup import build_catalog
+
+    _prepare(settings)
+    return build_catalog(settings)
+
+
+def _suite_options(suite: str, input_file: Path | None) -> dict[str, object]:
+    if input_file is None:
+        return {}
+    if suite == "ifeval":
+        return {"input_path": input_file}
+    if suite == "xstest":
+        return {"data_dir": input_file}
+    typer.echo(f"error: --input is not supported for suite {suite!r}", err=True)
+    raise typer.Exit(2)
+
+
+@eval_app.command("run")
+def run_command(
+    suite: Annotated[str, typer.Argument(help="Suite name: ifeval, xstest, or a plugin's.")],
+    model: Annotated[str, typer.Option(help="Model version to evaluate.")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, max=32_768)] = 1024,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=256, help="Requests in flight (the engine batches them).")
+    ] = 16,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.0,
+    repetition_penalty: Annotated[float, typer.Option(min=0.5, max=2.0)] = 1.0,
+    seed: Annotated[int | None, typer.Option()] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--input", exists=True, help="Suite data (IFEval input JSONL, XSTest directory)."
+        ),
+    ] = None,
+) -> None:
+    """Generate answers (batched), grade them, store the run; print the summary JSON."""
+    import dataclasses
+    import itertools
+
+    from rich.progress import Progress
+
+    from tandem.engines.catalog import ModelNotFound
+    from tandem.evals.runs import EVAL_SAMPLING, eval_owner_id, run_suite
+    from tandem.evals.tasks import get_task
+
+    try:
+        task = get_task(suite, **_suite_options(suite, input_file))
+        examples = list(itertools.islice(task.examples(), limit))
+    except (KeyError, FileNotFoundError, ValueError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    params = dataclasses.replace(
+        EVAL_SAMPLING,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+    )
+    settings = Settings.from_env()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    catalog = _eval_catalog(settings)
+    try:
+        engine = catalog.get(model)
+    except ModelNotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        with _session() as session, Progress(transient=True) as progress:
+            bar = progress.add_task(f"{suite} · {model}", total=len(examples))
+            run = run_suite(
+                session,
+                task,
+                engine,
+                params,
+                owner_id=eval_owner_id(session),
+                concurrency=concurrency,
+                examples=examples,
+                on_done=lambda: progress.advance(bar),
+            )
+            out = {"run_id": run.id, "suite": suite, "model": model, **run.summary}
+            wall = run.wall_seconds or 0.0
+    finally:
+        catalog.close()
+    typer.echo(json.dumps(out, indent=2))
+    typer.echo(f"wall time: {wall:.1f}s for {len(examples)} items", err=True)
+
+
+def _run_public(run) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {
+        "id": run.id,
+        "suite": run.suite,
+        "model_version": run.model_version,
+        "backend": run.backend,
+        "status": run.status,
+        "started_at": run.started_at.isoformat(),
+        "wall_seconds": run.wall_seconds,
+        "n_items": run.n_items,
+        "sampling": run.sampling,
+        "summary": run.summary,
+    }
+
+
+@eval_app.command("runs")
+def runs_command(
+    suite: Annotated[str | None, typer.Option(help="Only runs of this suite.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """Stored runs, newest first, as JSON lines."""
+    from tandem.store.evals import EvalRepo
+
+    with _session() as session:
+        for run in EvalRepo(session).list_runs(suite=suite, limit=limit):
+            typer.echo(json.dumps(_run_public(run)))
+
+
+@eval_app.command("show")
+def show_command(
+    run_id: Annotated[str, typer.Argument(help="Run id (from `tandem eval runs`).")],
+    items: Annotated[bool, typer.Option(help="Include every graded item.")] = False,
+) -> None:
+    """One stored run as JSON."""
+    from tandem.store import NotFound
+    from tandem.store.evals import EvalRepo
+
+    with _session() as session:
+        repo = EvalRepo(session)
+        try:
+            out = _run_public(repo.get_run(run_id))
+        except NotFound:
+            typer.echo(f"error: no eval run {run_id!r}", err=True)
+            raise typer.Exit(1) from None
+        if items:
+            out["items"] = [
+                {
+                    "example_id": i.example_id,
+                    "passed": i.passed,
+                    "scores": i.scores,
+                    "response": i.response,
+                    "generation_id": i.generation_id,
+                }
+                for i in repo.items(run_id)
+            ]
+    typer.echo(json.dumps(out, indent=2))
+
+
+@eval_app.command("compare")
+def compare_command(
+    run_a: Annotated[str, typer.Argument(help="Baseline run id.")],
+    run_b: Annotated[str, typer.Argument(help="Candidate run id.")],
+) -> None:
+    """Items that flipped between two runs and the exact McNemar p-value, as JSON."""
+    from tandem.evals.paired import compare_outcomes
+    from tandem.store import NotFound
+    from tandem.store.evals import EvalRepo
+
+    with _session() as session:
+        repo = EvalRepo(session)
+        try:
+            a, b = repo.get_run(run_a), repo.get_run(run_b)
+            outcomes_a = {i.example_id: i.passed for i in repo.items(run_a)}
+            outcomes_b = {i.example_id: i.passed for i in repo.items(run_b)}
+        except NotFound as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if a.suite != b.suite:
+            typer.echo(f"error: runs are of different suites ({a.suite}, {b.suite})", err=True)
+            raise typer.Exit(1)
+        head = {"suite": a.suite, "run_a": run_a, "model_a": a.model_version}
+        head |= {"run_b": run_b, "model_b": b.model_version}
+    typer.echo(json.dumps(head | compare_outcomes(outcomes_a, outcomes_b), indent=2))
+
+
+@eval_app.command("build-regressions")
+def build_regressions(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="Where to write the suite (default: $TANDEM_HOME/evals/regressions-<date>.jsonl).",
+        ),
+    ] = None,
+) -> None:
+    """A regression suite from current thumbs-down ratings (consenting users only), as JSONL."""
+    from tandem.evals.regressions import build_regression_suite
+
+    with _session() as session:
+        path, count = build_regression_suite(session, Settings.from_env().home, output=output)
+    typer.echo(f"wrote {count} regression cases to {path}")
+
+
+@eval_app.command("behavior-spec")
+def behavior_spec_command(
+    responses: Annotated[
+        Path,
+        typer.Option(exists=True, dir_okay=False, help="JSONL of {id, response} lines."),
+    ],
+    spec: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="A spec file (default: the shipped one)."),
+    ] = None,
+) -> None:
+    """Grade responses to the behavior spec's prompts; per-behavior pass rates as JSON.
+
+    Ids are the spec's example ids (`greeting-1`, …). Judge-graded items count as not_graded:
+    the command configures no judge (use `get_task("behavior_spec", judge=…)` for one)."""
+    from tandem.evals.behavior_spec import BehaviorSpecTask, behavior_pass_rates
+
+    try:
+        task = BehaviorSpecTask(spec_path=spec)
+        by_id = {}
+        for line in responses.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                item = json.loads(line)
+                by_id[str(item["id"])] = str(item["response"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(behavior_pass_rates(task, by_id), indent=2))

@@ -65,7 +65,12 @@ def register_task(name: str) -> Callable[[Callable[..., Task]], Callable[..., Ta
 
 # Built-in suites register themselves when their module is imported; they are imported on
 # first use, so `import tandem.evals` does not load nltk, langdetect or benchmark files.
-BUILTIN_TASK_MODULES = {"ifeval": "tandem.evals.ifeval", "xstest": "tandem.evals.xstest"}
+BUILTIN_TASK_MODULES = {
+    "ifeval": "tandem.evals.ifeval",
+    "xstest": "tandem.evals.xstest",
+    "behavior_spec": "tandem.evals.behavior_spec",
+    "regressions": "tandem.evals.regressions",
+}
 
 
 def get_task(name: str, **options: Any) -> Task:

@@ -13,6 +13,7 @@ from tandem.store.conversations import ConversationRepo
 from tandem.store.datasets import DatasetRepo
 from tandem.store.db import SessionFactory, make_engine, make_session_factory, migrate
 from tandem.store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from tandem.store.evals import EvalRepo
 from tandem.store.feedback import FeedbackRepo
 from tandem.store.generations import GenerationRepo
 from tandem.store.improvements import ImprovementRepo
@@ -36,6 +37,7 @@ __all__ = [
     "ConversationRepo",
     "CustomInstructionsRepo",
     "DatasetRepo",
+    "EvalRepo",
     "FeedbackRepo",
     "GenerationRepo",
     "ImprovementRepo",
