@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import tandem
+from tandem.core.jsonl import read_jsonl as read_jsonl_objects
 from tandem.store.errors import InvalidInput, NotFound
 
 KINDS: tuple[str, ...] = ("sft", "preference", "kto")
@@ -289,15 +290,10 @@ def verify_snapshot(snapshot: Snapshot) -> bool:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with Path(path).open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InvalidInput(f"{path}:{number}: not JSON ({exc.msg})") from None
-    return rows
+    try:
+        return read_jsonl_objects(path)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def resolve_dataset(home: Path, ref: str | Path) -> Snapshot:

@@ -12,11 +12,11 @@ names exactly what it was trained on. Columns, as TRL's trainers read them:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tandem.core.jsonl import read_jsonl
 from tandem.train.config import ConfigError
 
 COLUMNS = {
@@ -57,18 +57,10 @@ def file_sha256(path: Path) -> str:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{path}:{number}: expected a JSON object per line")
-            rows.append(row)
+    try:
+        rows = read_jsonl(path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if not rows:
         raise ConfigError(f"{path} has no examples")
     return rows

@@ -12,12 +12,12 @@ line. An empty (whitespace-only) response follows no instruction, strict or loos
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tandem.core.jsonl import read_jsonl
 from tandem.evals.ifeval.checkers import check
 
 
@@ -107,23 +107,6 @@ def accuracies(results: Iterable[PromptResult]) -> dict[str, float]:
         "instruction_level_strict": instruction_level(strict),
         "instruction_level_loose": instruction_level(loose),
     }
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Objects of a JSON Lines file; a malformed line raises ValueError naming its number."""
-    rows = []
-    with Path(path).open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
-            rows.append(row)
-    return rows
 
 
 def grade_files(
