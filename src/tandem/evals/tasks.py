@@ -67,6 +67,7 @@ def register_task(name: str) -> Callable[[Callable[..., Task]], Callable[..., Ta
 # first use, so `import tandem.evals` does not load nltk, langdetect or benchmark files.
 BUILTIN_TASK_MODULES = {
     "ifeval": "tandem.evals.ifeval",
+    "instructions": "tandem.evals.instructions",
     "xstest": "tandem.evals.xstest",
     "behavior_spec": "tandem.evals.behavior_spec",
     "regressions": "tandem.evals.regressions",
