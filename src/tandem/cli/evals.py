@@ -2,10 +2,14 @@
 
 tandem eval arena-ratings --battles FILE.jsonl [--bootstrap 100] [--seed 0]
 tandem eval online [--json] [--bootstrap 100] [--seed 0]
+tandem eval report [--json] [--output DIR] [--x ifeval] [--y thumbs_up|arena]
 tandem eval ifeval-grade --responses R.jsonl --output OUT.jsonl [--input input_data.jsonl]
+tandem eval export-suite SUITE --output FILE.jsonl [--split train|dev]
 tandem eval refusal-agreement [--dir ../shared/data/benchmarks/xstest]
 tandem eval run SUITE --model VERSION [--limit N] [--max-tokens 1024] [--concurrency 16]
 tandem eval runs | show RUN [--items] | compare RUN_A RUN_B
+tandem eval pairwise --model V --baseline B --suite S
+    (--judge-url URL --judge-model M [--judge-api-key-env VAR] | --reward-model R)
 tandem eval build-regressions [--output FILE.jsonl]
 tandem eval behavior-spec --responses R.jsonl [--spec FILE.yaml]
 """
@@ -82,6 +86,47 @@ def online(
     with _session() as session:
         report = online_report(session, bootstrap=bootstrap, seed=seed)
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+@eval_app.command("report")
+def gap_report_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="Write report.json, report.md and scatter.png here."),
+    ] = None,
+    x: Annotated[
+        str | None, typer.Option(help="Offline suite across the scatter (default: ifeval).")
+    ] = None,
+    y: Annotated[str, typer.Option(help="thumbs_up or arena, up the scatter.")] = "thumbs_up",
+    bootstrap: BootstrapOpt = 100,
+    seed: SeedOpt = 0,
+) -> None:
+    """Offline scores and online metrics side by side per model version, with a warning for
+    every pair of versions the two order differently (docs/evals.md, "the gap report")."""
+    from tandem.evals.report import (
+        UnknownMetric,
+        format_gap_report,
+        format_markdown,
+        gap_report,
+        render_scatter,
+    )
+
+    with _session() as session:
+        report = gap_report(session, bootstrap=bootstrap, seed=seed)
+    if output is not None:
+        try:
+            png = render_scatter(report, x, y)
+        except UnknownMetric as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (output / "report.md").write_text(format_markdown(report), encoding="utf-8")
+        (output / "scatter.png").write_bytes(png)
+    typer.echo(json.dumps(report, indent=2) if as_json else format_gap_report(report))
+    if output is not None and not as_json:
+        typer.echo(f"\nwrote {output / 'report.json'}, report.md, scatter.png")
 
 
 @eval_app.command("refusal-agreement")
@@ -239,6 +284,119 @@ def run_command(
     typer.echo(f"wall time: {wall:.1f}s for {len(examples)} items", err=True)
 
 
+@eval_app.command("pairwise")
+def pairwise_command(
+    model: Annotated[str, typer.Option(help="Candidate model version.")],
+    baseline: Annotated[str, typer.Option(help="Baseline model version it is compared with.")],
+    suite: Annotated[str, typer.Option(help="Suite whose prompts both versions answer.")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, max=32_768)] = 1024,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=256, help="Requests in flight per version.")
+    ] = 16,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible base URL of an LLM judge (…/v1)."),
+    ] = None,
+    judge_model: Annotated[
+        str | None, typer.Option(help="The judge's model name (with --judge-url).")
+    ] = None,
+    judge_api_key_env: Annotated[
+        str | None,
+        typer.Option(help="Name of the environment variable holding the judge's API key."),
+    ] = None,
+    reward_model: Annotated[
+        str | None,
+        typer.Option(help="A reward version from `tandem train reward`, as the judge."),
+    ] = None,
+    bootstrap: BootstrapOpt = 1000,
+    seed: SeedOpt = 0,
+    input_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--input", exists=True, help="Suite data (IFEval input JSONL, XSTest directory)."
+        ),
+    ] = None,
+) -> None:
+    """Win rate of --model against --baseline on a suite's prompts, each pair judged in both
+    orders; stores the run (suite `pairwise:SUITE`) and prints the summary JSON.
+
+    Exactly one judge: --judge-url with --judge-model (key read from the variable named by
+    --judge-api-key-env, never from the command line), or --reward-model."""
+    import dataclasses
+    import itertools
+
+    import httpx
+
+    from tandem.engines.catalog import ModelNotFound
+    from tandem.evals.pairwise import openai_pair_judge, reward_model_judge, run_pairwise
+    from tandem.evals.runs import EVAL_SAMPLING, eval_owner_id
+    from tandem.evals.tasks import get_task
+    from tandem.registry.embedded import model_root
+    from tandem.registry.versions import REWARD, version_kind
+
+    def fail(message: str, code: int = 1) -> typer.Exit:
+        typer.echo(f"error: {message}", err=True)
+        return typer.Exit(code)
+
+    if (judge_url is None) == (reward_model is None):
+        raise fail("give exactly one judge: --judge-url (with --judge-model) or --reward-model", 2)
+    if judge_url is not None and not judge_model:
+        raise fail("--judge-url needs --judge-model", 2)
+    if reward_model is not None and (judge_model or judge_api_key_env):
+        raise fail("--judge-model/--judge-api-key-env only apply to --judge-url", 2)
+    api_key = None
+    if judge_api_key_env:
+        api_key = os.environ.get(judge_api_key_env)
+        if not api_key:
+            raise fail(f"environment variable {judge_api_key_env} is not set", 2)
+    try:
+        task = get_task(suite, **_suite_options(suite, input_file))
+        examples = list(itertools.islice(task.examples(), limit))
+    except (KeyError, FileNotFoundError, ValueError, UnicodeDecodeError) as exc:
+        raise fail(str(exc)) from None
+    if not examples:
+        raise fail(f"suite {suite!r} has no items")
+    settings = Settings.from_env()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if reward_model is not None:
+        root = model_root(settings.home, reward_model)
+        if version_kind(root) != REWARD:
+            raise fail(f"{reward_model!r} is not a registered reward model version")
+        judge = reward_model_judge(root)
+    else:
+        judge = openai_pair_judge(judge_url, judge_model, api_key)  # type: ignore[arg-type]
+    params = dataclasses.replace(EVAL_SAMPLING, max_tokens=max_tokens)
+    catalog = _eval_catalog(settings)
+    try:
+        try:
+            candidate, base = catalog.get(model), catalog.get(baseline)
+        except ModelNotFound as exc:
+            raise fail(str(exc)) from None
+        with _session() as session:
+            run = run_pairwise(
+                session,
+                suite,
+                examples,
+                candidate,
+                base,
+                judge,
+                params,
+                owner_id=eval_owner_id(session),
+                concurrency=concurrency,
+                bootstrap=bootstrap,
+                seed=seed,
+            )
+            out = {"run_id": run.id, "suite": run.suite, "model": model, **run.summary}
+            wall = run.wall_seconds or 0.0
+    except httpx.HTTPError as exc:
+        raise fail(f"judge request failed: {exc}") from None
+    finally:
+        catalog.close()
+    typer.echo(json.dumps(out, indent=2))
+    typer.echo(f"wall time: {wall:.1f}s for {len(examples)} pairs", err=True)
+
+
 def _run_public(run) -> dict[str, object]:  # type: ignore[no-untyped-def]
     return {
         "id": run.id,
@@ -370,3 +528,42 @@ def behavior_spec_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(behavior_pass_rates(task, by_id), indent=2))
+
+
+IFEVAL_FIELDS = ("key", "prompt", "instruction_id_list", "kwargs")
+
+
+@eval_app.command("export-suite")
+def export_suite(
+    suite: Annotated[str, typer.Argument(help="Suite name, e.g. instructions.")],
+    output: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the JSONL.")],
+    split: Annotated[
+        str | None, typer.Option(help="Only this split (train or dev) of a suite that has them.")
+    ] = None,
+) -> None:
+    """Write a suite's examples as JSONL: IFEval's input format when the examples carry it
+    (so `tandem eval ifeval-grade --input` grades answers to them), else {id, messages}."""
+    from tandem.evals.tasks import get_task
+
+    try:
+        task = get_task(suite, **({"split": split} if split is not None else {}))
+    except TypeError:
+        typer.echo(f"error: suite {suite!r} has no splits (drop --split)", err=True)
+        raise typer.Exit(2) from None
+    except (KeyError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        examples = list(task.examples())
+    except (KeyError, FileNotFoundError, ValueError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", encoding="utf-8") as f:
+        for example in examples:
+            if all(field in example.data for field in IFEVAL_FIELDS):
+                row = {field: example.data[field] for field in IFEVAL_FIELDS}
+            else:
+                row = {"id": example.id, "messages": [m.to_dict() for m in example.messages]}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    typer.echo(f"wrote {len(examples)} examples of {suite} to {output}")

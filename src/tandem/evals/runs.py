@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -76,7 +77,8 @@ def summarize(task: Task, examples: Sequence[Example], grades: Sequence[Grade]) 
         / max(1, sum(k in g.scores for g in grades))
         for k in names
     }
-    if task.name == "ifeval":
+    # IFEval and tandem's own `instructions` suite grade the same way: give both IFEval's figures.
+    if grades and all("follow_instruction_list_strict" in g.details for g in grades):
         summary.update(_ifeval_summary(examples, grades))
     elif task.name == "xstest":
         summary.update(_xstest_summary(examples, grades))
@@ -172,6 +174,9 @@ def run_suite(
             )
         summary = summarize(task, examples, grades)
         summary["completion_tokens"] = sum(c.usage.completion_tokens for c in completions)
+        # How many answers ran into max_tokens: a 135M model often repeats itself until the cap,
+        # which both costs time and fails length instructions.
+        summary["finish_reasons"] = dict(Counter(c.finish_reason for c in completions))
         return repo.finish_run(run.id, items, summary, wall_seconds=wall)
     except BaseException as exc:
         session.rollback()
