@@ -61,17 +61,18 @@ def test_profile_tools_and_knowledge_files_are_stored_and_bounded(client):
     _, alice, _ = _users(client)
     r = client.post(
         "/api/profiles",
-        json={"name": "Researcher", "tools": ["web_search"], "knowledge_file_ids": ["f1", "f2"]},
+        json={"name": "Researcher", "tools": ["web"], "knowledge_file_ids": ["f1", "f2"]},
         headers=alice,
     )
     assert r.status_code == 201
     p = r.json()
-    assert p["tools"] == ["web_search"] and p["knowledge_file_ids"] == ["f1", "f2"]
-    r = client.patch(f"/api/profiles/{p['id']}", json={"tools": ["code.python"]}, headers=alice)
-    assert r.json()["tools"] == ["code.python"] and r.json()["knowledge_file_ids"] == ["f1", "f2"]
+    assert p["tools"] == ["web"] and p["knowledge_file_ids"] == ["f1", "f2"]
+    r = client.patch(f"/api/profiles/{p['id']}", json={"tools": ["code"]}, headers=alice)
+    assert r.json()["tools"] == ["code"] and r.json()["knowledge_file_ids"] == ["f1", "f2"]
     assert client.post("/api/profiles", json={"name": "Plain"}, headers=alice).json()["tools"] == []
     for bad in (
-        {"tools": ["x"] * 11},
+        {"tools": ["web"] * 11},
+        {"tools": ["web_search"]},
         {"tools": ["Not A Tool!"]},
         {"tools": ["x" * 65]},
         {"knowledge_file_ids": ["f"] * 21},
@@ -81,7 +82,7 @@ def test_profile_tools_and_knowledge_files_are_stored_and_bounded(client):
         assert r.status_code == 422, (bad, r.text)
     # An explicit null leaves a field alone rather than failing.
     r = client.patch(f"/api/profiles/{p['id']}", json={"tools": None, "name": None}, headers=alice)
-    assert r.status_code == 200 and r.json()["tools"] == ["code.python"]
+    assert r.status_code == 200 and r.json()["tools"] == ["code"]
 
 
 def test_admin_turns_signup_off_and_a_signup_gets_a_clear_403(client):

@@ -96,7 +96,9 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     app.state.catalog = catalog
     app.state.session_factory = session_factory
     # The catalog names the default model (built from settings.default_model by setup).
-    app.state.chat = ChatService(session_factory, catalog, uploads_root=settings.home / "uploads")
+    app.state.chat = ChatService(
+        session_factory, catalog, uploads_root=settings.home / "uploads", settings=settings
+    )
     install_error_handlers(app)
     # Image uploads may be 10 MB (plus the multipart envelope); the route checks the file.
     upload_limit = {"/api/uploads": MAX_UPLOAD_BYTES + 64 * 1024}

@@ -4,7 +4,7 @@ smuggled `user_id` is rejected, never trusted) and bound every string and list."
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,10 @@ from tandem.store.models import StoredGeneration, StoredMessage
 MAX_TEXT = 100_000  # characters in one message
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 ModelId = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+# The built-in tools a message or a profile can switch on (tandem.tools).
+ToolSwitch = Literal["files", "code", "web", "image"]
 
 
 class Body(BaseModel):
@@ -83,6 +87,8 @@ class GenerationPublic(Public):
     latency_s: float
     time_to_first_token_s: float | None
     finish_reason: str
+    # Tools that ran for this answer: name, arguments, output, citations, attachments, error.
+    tool_calls: list[dict[str, Any]] = []
     created_at: datetime
 
     @classmethod

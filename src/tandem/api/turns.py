@@ -4,6 +4,10 @@ Stream events, one JSON object per `data:` line:
     {"type": "user_message", "message": {...}, "notice"?}   when the turn added a user message
     {"type": "notice", "notice": "..."}             first, when there is a notice and no
                                                     user_message event
+    {"type": "tool", "tool": "web", "status": "running"}   a tool switched on for the turn
+                                                    (or called by the model) started
+    {"type": "tool", "status": "done"|"error", "tool", "arguments", "content", "citations",
+     "attachments", "display", "error", "duration_s"}  ... and finished
     {"type": "delta", "text": "..."}                 as tokens arrive
     {"type": "done", "message": {...}, "generation": {...}, "memory_saved", "notice"}
     {"type": "error", "error": {"message", "type", "code"}}
@@ -70,6 +74,8 @@ async def _events(turn: Turn) -> AsyncIterator[str]:
     try:
         async with aclosing(turn.stream()) as chunks:
             async for chunk in chunks:
+                if chunk.event is not None:
+                    yield sse(chunk.event)
                 if chunk.text:
                     yield sse({"type": "delta", "text": chunk.text})
     except EngineError as exc:

@@ -34,8 +34,18 @@ from typing import Any
 
 from tandem.chat.memory_requests import memory_request
 from tandem.chat.render import render_messages, render_system_prompt, without_images
+from tandem.chat.tooling import (
+    MAX_TOOL_ROUNDS,
+    answer_parts,
+    next_citation_index,
+    parse_arguments,
+    public_result,
+    tool_call_messages,
+    with_tool_results,
+)
 from tandem.core.generation import GenerationRecord, SamplingParams
 from tandem.core.messages import Message, Part
+from tandem.core.settings import Settings
 from tandem.engines.base import Chunk, Engine, EngineError
 from tandem.engines.catalog import ModelCatalog
 from tandem.store import (
@@ -63,6 +73,7 @@ from tandem.store.models import (
     StoredMessage,
     new_id,
 )
+from tandem.tools.base import Tool, ToolContext, ToolResult, get_tool, tool_names
 
 TITLE_CHARS = 60
 MAX_ATTACHMENTS = 4
@@ -92,9 +103,20 @@ class Turn:
         user_message: StoredMessage | None = None,
         make_current: bool = True,
         notice: str | None = None,
+        tools: Sequence[tuple[Tool, dict[str, Any]]] = (),
+        native_tools: Sequence[Tool] = (),
+        tool_context: ToolContext | None = None,
     ) -> None:
         # A request that cannot fit fails here, as the caller's error, before any streaming.
         engine.check_request(messages, params)
+        if (tools or native_tools) and tool_context is None:
+            raise ValueError("tools need a tool context")
+        # Tools to run before the model answers (switched on, arguments from the message) and
+        # tools offered to a model that calls them itself.
+        self.planned_tools = list(tools)
+        self.native_tools = list(native_tools)
+        self.tool_context = tool_context
+        self.tool_results: list[ToolResult] = []
         self.service = service
         self.user_id = user_id
         self.engine = engine
@@ -119,8 +141,40 @@ class Turn:
     def model(self) -> str:
         return self.engine.model_id
 
+    async def _run_tool(self, tool: Tool, arguments: dict[str, Any], call_id: str | None = None):
+        """Run one tool, yielding its start and end events; the result joins `tool_results`."""
+        assert self.tool_context is not None
+        yield Chunk(event={"type": "tool", "status": "running", "tool": tool.name})
+        ctx = dataclasses.replace(
+            self.tool_context, citation_start=next_citation_index(self.tool_results)
+        )
+        result = await tool.call(ctx, arguments)
+        result.call_id = call_id
+        self.tool_results.append(result)
+        yield Chunk(event={"type": "tool", **public_result(result)})
+
+    async def _model_tool_calls(self, calls: list[dict[str, Any]]):
+        """Run the tools a model asked for; unknown tools and bad arguments are answered with
+        an error the model reads, never run."""
+        offered = {t.name: t for t in self.native_tools}
+        results_before = len(self.tool_results)
+        for call in calls:
+            tool = offered.get(call.get("name", ""))
+            arguments = parse_arguments(call.get("arguments"))
+            if tool is None or arguments is None:
+                why = "unknown tool" if tool is None else "arguments are not a JSON object"
+                self.tool_results.append(
+                    ToolResult(call.get("name", "?"), {}, error=why, call_id=call.get("id"))
+                )
+                continue
+            async for chunk in self._run_tool(tool, arguments, call.get("id")):
+                yield chunk
+        self.messages += tool_call_messages(calls, self.tool_results[results_before:])
+
     async def stream(self) -> AsyncIterator[Chunk]:
-        """Yield the engine's chunks; the final one carries finish_reason and usage."""
+        """Yield the engine's chunks; the final one carries finish_reason and usage. Tool
+        events (`Chunk.event`) come first for switched-on tools, and between rounds for tools
+        the model calls."""
         if self._started:
             raise RuntimeError("a turn streams once")
         self._started = True
@@ -130,14 +184,31 @@ class Turn:
         final: Chunk | None = None
         finish = "cancelled"  # unless the engine says otherwise before we stop
         try:
-            async with aclosing(self.engine.stream(self.messages, self.params)) as chunks:
-                async for chunk in chunks:
-                    if chunk.text:
-                        if ttft is None:
-                            ttft = time.perf_counter() - start
-                        pieces.append(chunk.text)
-                    if chunk.finish_reason:
-                        final, finish = chunk, chunk.finish_reason
+            for tool, arguments in self.planned_tools:
+                async for chunk in self._run_tool(tool, arguments):
+                    yield chunk
+            # Recorded as sent: the prompt with the tools' results in it.
+            self.messages = with_tool_results(self.messages, self.tool_results)
+            for round_ in range(MAX_TOOL_ROUNDS + 1):
+                offer = self.native_tools if round_ < MAX_TOOL_ROUNDS else []
+                extra = {"tools": [t.openai_schema() for t in offer]} if offer else {}
+                calls: list[dict[str, Any]] = []
+                final = None
+                stream = self.engine.stream(self.messages, self.params, **extra)
+                async with aclosing(stream) as chunks:
+                    async for chunk in chunks:
+                        if chunk.text:
+                            if ttft is None:
+                                ttft = time.perf_counter() - start
+                            pieces.append(chunk.text)
+                        calls += chunk.tool_calls or []
+                        if chunk.finish_reason:
+                            final, finish = chunk, chunk.finish_reason
+                        if chunk.text or chunk.finish_reason != "tool_calls":
+                            yield chunk
+                if not calls:
+                    break
+                async for chunk in self._model_tool_calls(calls):
                     yield chunk
             if final is None:
                 finish = "stop"
@@ -178,6 +249,7 @@ class Turn:
             latency_s=latency,
             time_to_first_token_s=ttft,
             finish_reason=finish,
+            tool_calls=[r.to_record() for r in self.tool_results],
         )
         with self.service.session_factory() as session:
             self.generation = GenerationRepo(session).add(
@@ -187,7 +259,7 @@ class Turn:
                 self.assistant_message = ConversationRepo(session).add_message(
                     self.user_id,
                     self.conversation_id,
-                    Message.text("assistant", self.text),
+                    Message("assistant", answer_parts(self.text, self.tool_results)),
                     self.parent_id,
                     generation_id=self.generation.id,
                     make_current=self.make_current,
@@ -227,9 +299,12 @@ class ChatService:
         default_model: str | None = None,
         rng: random.Random | None = None,
         uploads_root: Path | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.catalog = catalog
+        # Tools need it (where files live, which backends exist); chat without tools does not.
+        self.settings = settings
         # Where uploaded images live, to hand their bytes to models that can see images.
         self.uploads_root = uploads_root
         self.default_model = default_model
@@ -348,6 +423,7 @@ class ChatService:
         user_message: StoredMessage,
         created_user_message: bool,
         make_current: bool = True,
+        tools: Sequence[str] = (),
     ) -> Turn:
         branch = self._branch(user_id, user_message.id)
         messages = render_messages(self._system(user_id, ctx), branch)
@@ -368,7 +444,41 @@ class ChatService:
             user_message=user_message if created_user_message else None,
             make_current=make_current,
             notice=notice,
+            **self._tooling(user_id, ctx, engine, user_message, tools),
         )
+
+    def _tooling(
+        self,
+        user_id: str,
+        ctx: _Context,
+        engine: Engine,
+        user_message: StoredMessage,
+        requested: Sequence[str],
+    ) -> dict[str, Any]:
+        """Turn arguments for the tools switched on for this message (by the user, plus the
+        profile's): offered to a model that calls tools itself, otherwise run before it
+        answers with arguments taken from the user's message."""
+        names = list(dict.fromkeys([*(ctx.profile.tools if ctx.profile else []), *requested]))
+        known = set(tool_names())
+        tools = [get_tool(n) for n in names if n in known]
+        if not tools:
+            return {}
+        if self.settings is None:
+            raise RuntimeError("ChatService needs settings to run tools")
+        context = ToolContext(
+            user_id=user_id,
+            session_factory=self.session_factory,
+            settings=self.settings,
+            conversation_id=ctx.conv.id,
+            profile_id=ctx.profile.id if ctx.profile else None,
+            engine=engine,
+            knowledge_file_ids=tuple(ctx.profile.knowledge_file_ids) if ctx.profile else (),
+        )
+        if engine.info.supports_tools:
+            return {"native_tools": tools, "tool_context": context}
+        text = user_message.to_message().content
+        planned = [(t, t.arguments_for(context, text)) for t in tools]
+        return {"tools": planned, "tool_context": context}
 
     # -- the operations ---------------------------------------------------------------------
 
@@ -381,9 +491,11 @@ class ChatService:
         model: str | None = None,
         sampling: Mapping[str, Any] | None = None,
         attachments: Sequence[str] = (),
+        tools: Sequence[str] = (),
     ) -> Turn:
         """Add a user message under `parent_id` (default: the conversation's current message),
-        with `attachments` (upload ids) as image parts, and prepare the answer."""
+        with `attachments` (upload ids) as image parts, and prepare the answer, with `tools`
+        (names) switched on for it besides the profile's."""
         ctx = self._context(user_id, conversation_id, model)
         if parent_id is None:
             parent_id = ctx.conv.current_message_id
@@ -397,7 +509,7 @@ class ChatService:
         user_message = self._add_user_message(user_id, ctx.conv, text, parent_id, images)
         # Saved once the message is, and before the prompt is rendered, so it is in it.
         memory = self._remember(user_id, ctx, text)
-        turn = self._answer(user_id, ctx, ctx.engine, params, user_message, True)
+        turn = self._answer(user_id, ctx, ctx.engine, params, user_message, True, tools=tools)
         turn.memory_saved = memory
         return turn
 
@@ -414,9 +526,16 @@ class ChatService:
             if answer.role != "assistant" or answer.parent_id is None:
                 raise InvalidInput("only an assistant message can be regenerated")
             question = ConversationRepo(session).get_message(user_id, answer.parent_id)
+            # The tools switched on for the answer being regenerated run again.
+            record = answer.generation_id and GenerationRepo(session).get(
+                user_id, answer.generation_id
+            )
+            tools = [
+                c["tool"] for c in (record.tool_calls if record else []) if not c.get("call_id")
+            ]
         ctx = self._context(user_id, answer.conversation_id, model)
         params = resolve_sampling(ctx.defaults, sampling)
-        return self._answer(user_id, ctx, ctx.engine, params, question, False)
+        return self._answer(user_id, ctx, ctx.engine, params, question, False, tools=tools)
 
     def edit(
         self,

@@ -78,6 +78,9 @@ class GenerationRecord:
     latency_s: float
     time_to_first_token_s: float | None
     finish_reason: str
+    # Tools that ran for this answer (`ToolResult.to_record()` each): name, arguments, output,
+    # citations, attachments, error, duration.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -28,6 +28,13 @@ class Chunk:
     # Filled on the last chunk by local engines: what the model actually saw.
     rendered_prompt: str | None = None
     seed: int | None = None
+    # Tool calls the model made (engines whose `ModelInfo.supports_tools`), each
+    # `{"id", "name", "arguments"}` with arguments as the model's JSON text; the last chunk then
+    # has finish_reason "tool_calls".
+    tool_calls: list[dict] | None = None
+    # Not from the engine: an event of the layer above (a tool started or finished), passed
+    # through the same stream so a client sees it in order with the text.
+    event: dict | None = None
 
 
 class EngineError(RuntimeError):
@@ -44,6 +51,9 @@ class ModelInfo:
     backend: str
     owned_by: str = "tandem"
     accepts_images: bool = False
+    # The model takes OpenAI-style `tools` and answers with tool calls; `stream` then accepts
+    # a `tools=` keyword argument.
+    supports_tools: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -84,13 +94,21 @@ class Engine(ABC):
     # Text-only unless a backend says otherwise: the chat service then drops image parts and
     # tells the user the model answered from their text.
     accepts_images: bool = False
+    # Whether `stream` takes `tools=[...]` (OpenAI function schemas) and reports tool calls.
+    # The embedded 135M model cannot call functions reliably; its tools run before it answers.
+    supports_tools: bool = False
 
     def __init__(self, model_id: str) -> None:
         self.model_id = model_id
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(id=self.model_id, backend=self.backend, accepts_images=self.accepts_images)
+        return ModelInfo(
+            id=self.model_id,
+            backend=self.backend,
+            accepts_images=self.accepts_images,
+            supports_tools=self.supports_tools,
+        )
 
     def render_prompt(self, messages: Sequence[Message]) -> str | None:
         """The exact prompt text a local engine feeds the model; None for remote servers."""

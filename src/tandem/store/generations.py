@@ -43,6 +43,7 @@ class GenerationRepo:
             latency_s=record.latency_s,
             time_to_first_token_s=record.time_to_first_token_s,
             finish_reason=record.finish_reason,
+            tool_calls=list(record.tool_calls),
         )
         self.session.add(row)
         self.session.commit()

@@ -218,6 +218,7 @@ class StoredGeneration(Base):
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)
     time_to_first_token_s: Mapped[float | None] = mapped_column(Float)
     finish_reason: Mapped[str] = mapped_column(String(20))
+    tool_calls: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = _created()
 
     def to_record(self) -> GenerationRecord:
@@ -232,6 +233,7 @@ class StoredGeneration(Base):
             latency_s=self.latency_s,
             time_to_first_token_s=self.time_to_first_token_s,
             finish_reason=self.finish_reason,
+            tool_calls=list(self.tool_calls or []),
         )
 
 

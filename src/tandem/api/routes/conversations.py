@@ -13,7 +13,16 @@ from pydantic import BaseModel, Field
 
 from tandem.api.deps import CatalogDep, ChatDep, CurrentUser, SessionDep
 from tandem.api.routes.comparisons import ComparisonPublic, comparison_public
-from tandem.api.schemas import MAX_TEXT, Body, Id, MessagePublic, ModelId, Public, SamplingIn
+from tandem.api.schemas import (
+    MAX_TEXT,
+    Body,
+    Id,
+    MessagePublic,
+    ModelId,
+    Public,
+    SamplingIn,
+    ToolSwitch,
+)
 from tandem.api.schemas import sampling_overrides as overrides
 from tandem.api.sse import sse, sse_response
 from tandem.api.turns import MemorySaved, TurnPublic, respond
@@ -64,6 +73,12 @@ class MessageCreate(Body):
         default_factory=list,
         max_length=MAX_ATTACHMENTS,
         description="ids of the user's uploaded images (POST /api/uploads)",
+    )
+    tools: list[ToolSwitch] = Field(
+        default_factory=list,
+        max_length=4,
+        description="tools switched on for this message besides the profile's: "
+        "files, code, web, image",
     )
 
 
@@ -183,6 +198,7 @@ async def send_message(
         body.model,
         overrides(body.sampling),
         body.attachments,
+        body.tools,
     )
     return await respond(turn, body.stream)
 

@@ -13,15 +13,15 @@ from fastapi import APIRouter, Response, status
 from pydantic import Field
 
 from tandem.api.deps import CurrentUser, SessionDep
-from tandem.api.schemas import Body, Id, ModelId, Public, SamplingIn
+from tandem.api.schemas import Body, Id, ModelId, Public, SamplingIn, ToolSwitch
 from tandem.store import CustomInstructionsRepo, ProfileRepo
 from tandem.store.models import Profile, User
 
 router = APIRouter(prefix="/api", tags=["profiles"])
 
 Starters = list[Annotated[str, Field(min_length=1, max_length=500)]]
-# Tool names such as "web_search" or "code.python"; wired to real tools by a later issue.
-ToolName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")]
+# A profile switches tools on for every chat started from it.
+ToolName = ToolSwitch
 MAX_TOOLS = 10
 MAX_KNOWLEDGE_FILES = 20
 

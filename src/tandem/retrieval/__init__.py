@@ -1,0 +1,1 @@
+"""tandem.retrieval: finding passages - lexical (BM25), dense (embeddings) and both fused."""
