@@ -1,0 +1,1 @@
+"""Network access on users' behalf: SSRF-safe fetching (safe_fetch) and readable text (readable)."""
