@@ -106,6 +106,7 @@ class Turn:
         tools: Sequence[tuple[Tool, dict[str, Any]]] = (),
         native_tools: Sequence[Tool] = (),
         tool_context: ToolContext | None = None,
+        client_tools: Sequence[dict[str, Any]] = (),
     ) -> None:
         # A request that cannot fit fails here, as the caller's error, before any streaming.
         engine.check_request(messages, params)
@@ -115,6 +116,10 @@ class Turn:
         # tools offered to a model that calls them itself.
         self.planned_tools = list(tools)
         self.native_tools = list(native_tools)
+        # OpenAI function schemas from an API client that runs its tools itself (/v1): the
+        # model's calls end the turn and go back to the client, nothing runs here.
+        self.client_tools = list(client_tools)
+        self.client_calls: list[dict[str, Any]] = []
         self.tool_context = tool_context
         self.tool_results: list[ToolResult] = []
         self.service = service
@@ -171,6 +176,21 @@ class Turn:
                 yield chunk
         self.messages += tool_call_messages(calls, self.tool_results[results_before:])
 
+    def _client_calls(self, calls: list[dict[str, Any]]) -> None:
+        """Record the calls a /v1 client will run itself: in the generation record (their
+        outputs arrive as `tool` messages of the client's next request)."""
+        self.client_calls = list(calls)
+        for call in calls:
+            arguments = parse_arguments(call.get("arguments"))
+            self.tool_results.append(
+                ToolResult(
+                    call.get("name", "?"),
+                    arguments if arguments is not None else {"raw": call.get("arguments")},
+                    display={"run_by": "client"},
+                    call_id=call.get("id"),
+                )
+            )
+
     async def stream(self) -> AsyncIterator[Chunk]:
         """Yield the engine's chunks; the final one carries finish_reason and usage. Tool
         events (`Chunk.event`) come first for switched-on tools, and between rounds for tools
@@ -191,7 +211,8 @@ class Turn:
             self.messages = with_tool_results(self.messages, self.tool_results)
             for round_ in range(MAX_TOOL_ROUNDS + 1):
                 offer = self.native_tools if round_ < MAX_TOOL_ROUNDS else []
-                extra = {"tools": [t.openai_schema() for t in offer]} if offer else {}
+                schemas = [t.openai_schema() for t in offer] or self.client_tools
+                extra = {"tools": schemas} if schemas else {}
                 calls: list[dict[str, Any]] = []
                 final = None
                 stream = self.engine.stream(self.messages, self.params, **extra)
@@ -204,9 +225,17 @@ class Turn:
                         calls += chunk.tool_calls or []
                         if chunk.finish_reason:
                             final, finish = chunk, chunk.finish_reason
-                        if chunk.text or chunk.finish_reason != "tool_calls":
+                        if chunk.text or chunk.finish_reason != "tool_calls" or self.client_tools:
                             yield chunk
-                if not calls:
+                if calls and self.client_tools:
+                    self._client_calls(calls)
+                    break
+                if calls and not offer:
+                    # Calls nobody offered (the last round offers none) are not run: the
+                    # turn ends with what the model said.
+                    finish = "stop"
+                    yield Chunk(finish_reason=finish)
+                if not calls or not offer:
                     break
                 async for chunk in self._model_tool_calls(calls):
                     yield chunk
@@ -526,13 +555,12 @@ class ChatService:
             if answer.role != "assistant" or answer.parent_id is None:
                 raise InvalidInput("only an assistant message can be regenerated")
             question = ConversationRepo(session).get_message(user_id, answer.parent_id)
-            # The tools switched on for the answer being regenerated run again.
+            # The tools of the answer being regenerated are switched on again: those that ran
+            # before it and those its model called (offered, they were switched on too).
             record = answer.generation_id and GenerationRepo(session).get(
                 user_id, answer.generation_id
             )
-            tools = [
-                c["tool"] for c in (record.tool_calls if record else []) if not c.get("call_id")
-            ]
+            tools = list(dict.fromkeys(c["tool"] for c in (record.tool_calls if record else [])))
         ctx = self._context(user_id, answer.conversation_id, model)
         params = resolve_sampling(ctx.defaults, sampling)
         return self._answer(user_id, ctx, ctx.engine, params, question, False, tools=tools)
@@ -566,11 +594,20 @@ class ChatService:
         messages: Sequence[Message],
         model: str | None = None,
         sampling: SamplingParams | None = None,
+        tools: Sequence[dict[str, Any]] = (),
+        uses_tools: bool = False,
     ) -> Turn:
         """An answer outside any conversation (the OpenAI-compatible API): only its generation
-        record is stored, owned by `user_id`, so feedback can point at it."""
+        record is stored, owned by `user_id`, so feedback can point at it. `tools` are the
+        client's OpenAI function schemas: the model's calls come back in `turn.client_calls`
+        for the client to run. A request with tools (or tool messages, `uses_tools`) for a
+        model that cannot call them is InvalidInput."""
         engine = self.catalog.get(model or self.default_model or self.catalog.default_model)
-        return Turn(self, user_id, engine, messages, sampling or SamplingParams())
+        if (tools or uses_tools) and not engine.info.supports_tools:
+            raise InvalidInput(f"model {engine.model_id} does not support tool calls")
+        return Turn(
+            self, user_id, engine, messages, sampling or SamplingParams(), client_tools=tools
+        )
 
     def comparison_draw(self) -> tuple[str | None, str | None] | None:
         """Whether the next user turn is answered as a blind comparison (admin setting

@@ -7,6 +7,11 @@ choice is its own generation (the id names choice 0; every choice carries `gener
     from openai import OpenAI
     client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="tk-...")
     client.chat.completions.create(model="smollm2-135m-instruct", messages=[...])
+
+`tools` are passed through to a model behind an OpenAI-compatible backend that supports them
+(`"supports_tools": true` in TANDEM_BACKENDS): its tool calls come back to the client as
+OpenAI's `tool_calls` (finish_reason "tool_calls"), the client runs them and sends the results
+as `tool` messages. Any other model answers a request with tools (or tool messages) with 400.
 """
 
 from __future__ import annotations
@@ -18,14 +23,14 @@ from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tandem.api.deps import CatalogDep, ChatDep, CurrentUser
 from tandem.api.errors import ApiError, error_body
 from tandem.api.schemas import MAX_TEXT, Body, ModelId
 from tandem.api.sse import sse, sse_response
 from tandem.chat import Turn, resolve_sampling
-from tandem.core.messages import Message
+from tandem.core.messages import Message, Part
 from tandem.engines import Chunk, EngineError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -38,21 +43,76 @@ class TextPart(Body):
     text: str = Field(max_length=MAX_TEXT)
 
 
+class FunctionCallIn(Body):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str = Field(max_length=MAX_TEXT)
+
+
+class ToolCallIn(Body):
+    """A tool call the model made earlier, as the client sends the conversation back."""
+
+    id: str = Field(min_length=1, max_length=128)
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
+class FunctionSpec(Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = Field(None, max_length=4000)
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolSpec(Body):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
 class ChatMessageIn(Body):
     # "developer" is what newer OpenAI clients send in place of "system".
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    # null only for an assistant message that made tool calls, as OpenAI has it.
     content: (
-        Annotated[str, Field(max_length=MAX_TEXT)] | Annotated[list[TextPart], Field(max_length=64)]
-    )
+        Annotated[str, Field(max_length=MAX_TEXT)]
+        | Annotated[list[TextPart], Field(max_length=64)]
+        | None
+    ) = None
     name: str | None = Field(None, max_length=64)
+    tool_calls: list[ToolCallIn] | None = Field(None, max_length=64)
+    tool_call_id: str | None = Field(None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _tool_shape(self) -> ChatMessageIn:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only an assistant message has tool_calls")
+        if self.content is None and not self.tool_calls:
+            raise ValueError("content is required unless the message has tool_calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message, and only a tool message, has tool_call_id")
+        return self
+
+    @property
+    def uses_tools(self) -> bool:
+        return self.role == "tool" or bool(self.tool_calls)
 
     def to_message(self) -> Message:
-        if isinstance(self.content, str):
-            text = self.content
-        else:
+        if isinstance(self.content, list):
             text = "".join(p.text for p in self.content)
+        else:
+            text = self.content or ""
+        if self.role == "tool":
+            return Message("tool", (Part("tool_output", text, {"call_id": self.tool_call_id}),))
         role = "system" if self.role == "developer" else self.role
-        return Message.text(role, text)
+        if not self.tool_calls:
+            return Message.text(role, text)
+        calls = tuple(
+            Part(
+                "tool_call",
+                data={"id": c.id, "name": c.function.name, "arguments": c.function.arguments},
+            )
+            for c in self.tool_calls
+        )
+        return Message(role, ((Part("text", text),) if text else ()) + calls)
 
 
 class StreamOptions(Body):
@@ -75,6 +135,18 @@ class ChatCompletionRequest(Body):
     user: str | None = Field(None, max_length=256)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
+    # Passed to models that support tool calls; "required" and naming a function are not.
+    tools: list[ToolSpec] | None = Field(None, max_length=64)
+    tool_choice: Literal["auto", "none"] | None = None
+
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        if self.tool_choice == "none":
+            return []
+        return [t.model_dump(exclude_none=True) for t in self.tools or []]
+
+    @property
+    def uses_tools(self) -> bool:
+        return bool(self.tool_schemas()) or any(m.uses_tools for m in self.messages)
 
     def sampling(self, choice: int) -> dict[str, Any]:
         stop = [self.stop] if isinstance(self.stop, str) else self.stop
@@ -89,7 +161,27 @@ class ChatCompletionRequest(Body):
 
 
 def _finish(reason: str | None) -> str:
-    return reason if reason in ("stop", "length") else "stop"
+    return reason if reason in ("stop", "length", "tool_calls") else "stop"
+
+
+def _tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool calls in OpenAI's shape (an `index` is added for stream deltas)."""
+    return [
+        {
+            "index": i,
+            "id": c["id"],
+            "type": "function",
+            "function": {"name": c["name"], "arguments": c["arguments"]},
+        }
+        for i, c in enumerate(calls)
+    ]
+
+
+def _message(turn: Turn) -> dict[str, Any]:
+    if not turn.client_calls:
+        return {"role": "assistant", "content": turn.text}
+    calls = [{k: v for k, v in c.items() if k != "index"} for c in _tool_calls(turn.client_calls)]
+    return {"role": "assistant", "content": turn.text or None, "tool_calls": calls}
 
 
 def _usage(turns: list[Turn]) -> dict[str, int]:
@@ -116,9 +208,16 @@ def list_models(_: CurrentUser, catalog: CatalogDep) -> dict[str, Any]:
 async def chat_completions(body: ChatCompletionRequest, user: CurrentUser, chat: ChatDep):
     messages = [m.to_message() for m in body.messages]
     turns = [
-        chat.generate(user.id, messages, body.model, resolve_sampling(None, body.sampling(i)))
+        chat.generate(
+            user.id,
+            messages,
+            body.model,
+            resolve_sampling(None, body.sampling(i)),
+            tools=body.tool_schemas(),
+            uses_tools=body.uses_tools,
+        )
         for i in range(body.n)
-    ]  # ModelNotFound here: a 404 before any generation
+    ]  # ModelNotFound here: a 404 before any generation; a model without tools: 400
     created = int(time.time())
     model = turns[0].model
     if body.stream:
@@ -136,7 +235,7 @@ async def chat_completions(body: ChatCompletionRequest, user: CurrentUser, chat:
         "choices": [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": t.text},
+                "message": _message(t),
                 "finish_reason": _finish(t.generation.finish_reason),
                 "logprobs": None,
                 "generation_id": t.generation_id,
@@ -193,6 +292,9 @@ async def _stream(
             else:
                 if item.text:
                     delta = {"content": item.text}
+                    yield frame([{"index": index, "delta": delta, "finish_reason": None}])
+                if item.tool_calls and turns[index].client_tools:
+                    delta = {"tool_calls": _tool_calls(item.tool_calls)}
                     yield frame([{"index": index, "delta": delta, "finish_reason": None}])
                 if item.finish_reason:
                     choice = {
