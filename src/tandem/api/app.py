@@ -26,6 +26,7 @@ from tandem.api.routes import (
     datasets,
     evals,
     feedback,
+    files,
     improvements,
     keys,
     memories,
@@ -40,6 +41,7 @@ from tandem.chat import ChatService
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
 from tandem.store import bootstrap_admin, make_engine, make_session_factory, migrate
+from tandem.store.files import MAX_FILE_BYTES
 from tandem.store.uploads import MAX_UPLOAD_BYTES
 from tandem.web import pages
 
@@ -58,6 +60,7 @@ ROUTERS = (
     memories.router,
     improvements.router,
     uploads.router,
+    files.router,
     privacy.router,
     datasets.router,
     evals.router,
@@ -81,7 +84,10 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
         if settings.admin_api_key:
             with session_factory() as session:
                 bootstrap_admin(session, settings.admin_api_key)
+        # Documents a stopped server was still ingesting start again from the beginning.
+        ingestor.resume_unfinished()
         yield
+        ingestor.shutdown()
         if owns_catalog:
             catalog.close()
         db.dispose()
@@ -99,9 +105,17 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     app.state.chat = ChatService(
         session_factory, catalog, uploads_root=settings.home / "uploads", settings=settings
     )
+    # Files with citations: parsing and embedding run in one background thread.
+    from tandem.retrieval.ingest import Ingestor
+
+    ingestor = Ingestor(session_factory, settings.home / "files")
+    app.state.ingestor = ingestor
     install_error_handlers(app)
     # Image uploads may be 10 MB (plus the multipart envelope); the route checks the file.
-    upload_limit = {"/api/uploads": MAX_UPLOAD_BYTES + 64 * 1024}
+    upload_limit = {
+        "/api/uploads": MAX_UPLOAD_BYTES + 64 * 1024,
+        "/api/files": MAX_FILE_BYTES + 64 * 1024,
+    }
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=upload_limit)
     for router in ROUTERS:
         app.include_router(router)

@@ -15,6 +15,7 @@ from tandem.store.db import SessionFactory, make_engine, make_session_factory, m
 from tandem.store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tandem.store.evals import EvalRepo
 from tandem.store.feedback import FeedbackRepo
+from tandem.store.files import FileRepo
 from tandem.store.generations import GenerationRepo
 from tandem.store.improvements import ImprovementRepo
 from tandem.store.memories import MemoryRepo
@@ -39,6 +40,7 @@ __all__ = [
     "DatasetRepo",
     "EvalRepo",
     "FeedbackRepo",
+    "FileRepo",
     "GenerationRepo",
     "ImprovementRepo",
     "InvalidInput",

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from tandem.store.files import FileChunkRow, FileRepo, FileRow
 from tandem.store.models import (
     Comparison,
     Conversation,
@@ -27,18 +28,24 @@ from tandem.store.models import (
 from tandem.store.uploads import UploadRepo
 
 
-def delete_user_data(session: Session, user_id: str, uploads_root: Path) -> dict[str, int]:
+def delete_user_data(
+    session: Session, user_id: str, uploads_root: Path, files_root: Path | None = None
+) -> dict[str, int]:
     """Delete the user's conversations (deleted ones too), messages, generation records,
-    feedback, comparisons, improvements, memories and uploads (files included), in one
-    transaction. Returns how many of each were deleted. The account, its API keys, profiles
-    and custom instructions stay."""
+    feedback, comparisons, improvements, memories, uploads and documents (their bytes and
+    chunks included), in one transaction. Returns how many of each were deleted. The account,
+    its API keys, profiles and custom instructions stay. `files_root` defaults to the
+    `files` folder beside `uploads_root` ($TANDEM_HOME/files)."""
     conversations = select(Conversation.id).where(Conversation.owner_id == user_id)
+    user_files = select(FileRow.id).where(FileRow.user_id == user_id)
     # Children before parents, so every count is a row this call deleted (a cascade would
     # delete rows without counting them).
     targets = [
         ("feedback", Feedback, Feedback.user_id == user_id),
         ("comparisons", Comparison, Comparison.user_id == user_id),
         ("improvements", Improvement, Improvement.user_id == user_id),
+        ("file_chunks", FileChunkRow, FileChunkRow.file_id.in_(user_files)),
+        ("files", FileRow, FileRow.user_id == user_id),
         ("messages", StoredMessage, StoredMessage.conversation_id.in_(conversations)),
         ("conversations", Conversation, Conversation.owner_id == user_id),
         ("generations", StoredGeneration, StoredGeneration.user_id == user_id),
@@ -58,5 +65,8 @@ def delete_user_data(session: Session, user_id: str, uploads_root: Path) -> dict
             )
         session.execute(delete(model).where(where))
     session.commit()
+    # Chunks are a file's insides: the user counts documents, not passages.
+    counts.pop("file_chunks")
     UploadRepo(session, uploads_root).delete_all_files(user_id)
+    FileRepo(session, files_root or uploads_root.parent / "files").delete_all_files(user_id)
     return counts

@@ -21,6 +21,7 @@ class DeletedCounts(BaseModel):
     improvements: int
     memories: int
     uploads: int
+    files: int
 
 
 class DataDeleted(BaseModel):
@@ -30,6 +31,6 @@ class DataDeleted(BaseModel):
 @router.delete("/data", response_model=DataDeleted)
 def delete_my_data(user: CurrentUser, session: SessionDep, settings: SettingsDep):
     """Delete my conversations, messages, generation records, feedback, comparisons,
-    improvements, memories and uploads (files too). Returns how many of each went."""
+    improvements, memories, uploads and documents (bytes too). Returns how many of each went."""
     counts = delete_user_data(session, user.id, settings.home / "uploads")
     return DataDeleted(deleted=DeletedCounts(**counts))

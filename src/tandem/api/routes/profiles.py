@@ -13,8 +13,9 @@ from fastapi import APIRouter, Response, status
 from pydantic import Field
 
 from tandem.api.deps import CurrentUser, SessionDep
+from tandem.api.errors import ApiError
 from tandem.api.schemas import Body, Id, ModelId, Public, SamplingIn, ToolSwitch
-from tandem.store import CustomInstructionsRepo, ProfileRepo
+from tandem.store import CustomInstructionsRepo, FileRepo, ProfileRepo
 from tandem.store.models import Profile, User
 
 router = APIRouter(prefix="/api", tags=["profiles"])
@@ -97,9 +98,19 @@ def _fields(body: ProfileCreate | ProfileUpdate) -> dict[str, Any]:
     return fields
 
 
+def _check_knowledge(session: SessionDep, owner_id: str, fields: dict[str, Any]) -> None:
+    """Knowledge files must be the profile owner's, queued, ingesting or ready; any other id
+    (missing, someone else's, failed) is 422, the same answer for each so ids reveal nothing."""
+    ids = fields.get("knowledge_file_ids") or []
+    unknown = [i for i in ids if i not in FileRepo(session).usable_ids(owner_id, ids)]
+    if unknown:
+        raise ApiError(422, f"unknown knowledge file id(s): {', '.join(unknown)}", "unknown_file")
+
+
 @router.post("/profiles", status_code=status.HTTP_201_CREATED, response_model=ProfilePublic)
 def create_profile(body: ProfileCreate, user: CurrentUser, session: SessionDep):
     fields = _fields(body)
+    _check_knowledge(session, user.id, fields)
     row = ProfileRepo(session).create(user.id, fields.pop("name", body.name), **fields)
     return ProfilePublic.of(row, user)
 
@@ -117,7 +128,11 @@ def get_profile(profile_id: Id, user: CurrentUser, session: SessionDep):
 
 @router.patch("/profiles/{profile_id}", response_model=ProfilePublic)
 def update_profile(profile_id: Id, body: ProfileUpdate, user: CurrentUser, session: SessionDep):
-    row = ProfileRepo(session).update(user.id, profile_id, **_fields(body))
+    fields = _fields(body)
+    if fields.get("knowledge_file_ids"):
+        owner_id = ProfileRepo(session).get(user.id, profile_id).owner_id
+        _check_knowledge(session, owner_id, fields)
+    row = ProfileRepo(session).update(user.id, profile_id, **fields)
     return ProfilePublic.of(row, user)
 
 

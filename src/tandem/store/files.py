@@ -1,0 +1,347 @@
+"""Documents uploaded for retrieval (files with citations): a row per file in `files`, its
+passages and their embeddings in `file_chunks`, the bytes in `$TANDEM_HOME/files/<user>/<id>`.
+
+    repo = FileRepo(session, settings.home / "files")
+    row = repo.create(user_id, "report.pdf", tmp_path, mime="application/pdf",
+                      size=n, sha256=digest, conversation_id=conv_id)   # moves tmp_path in
+    repo.path(row)                 # where the bytes are; never a user-chosen name on disk
+    repo.list_for_conversation(user_id, conv_id)
+
+The name on disk is the row's random id, so an uploaded name ("../../etc/passwd") is only ever
+a display string (sanitised too, because it goes into a Content-Disposition header).
+
+Vectors are float32 bytes in an ordinary column rather than a vector type: the same schema
+works on SQLite and PostgreSQL, and search is brute-force cosine over a chat's or profile's few
+thousand chunks (see docs/architecture.md); pgvector is the upgrade when corpora grow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from tandem.store.errors import NotFound
+from tandem.store.models import Base, new_id, utcnow
+from tandem.store.uploads import sanitise_filename
+
+FILE_STATUSES = ("queued", "ingesting", "ready", "failed")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+class FileRow(Base):
+    """An uploaded document; `status` moves queued → ingesting → ready | failed."""
+
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # A chat's file goes with its chat; NULL for a profile's knowledge file.
+    conversation_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(200))
+    mime: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FileChunkRow(Base):
+    """One passage of a file: its text, where it came from, and its embedding."""
+
+    __tablename__ = "file_chunks"
+    file_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    locator: Mapped[str] = mapped_column(String(200), default="")
+    # float32, little-endian, L2-normalised: cosine similarity is a dot product.
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    ordinal: int
+    text: str
+    locator: str
+    embedding: bytes
+
+
+def file_to_dict(row: FileRow) -> dict[str, object]:
+    """The API's view of a file row."""
+    return {
+        "id": row.id,
+        "filename": row.filename,
+        "mime": row.mime,
+        "size": row.size,
+        "sha256": row.sha256,
+        "status": row.status,
+        "progress": round(row.progress, 4),
+        "error": row.error,
+        "chunk_count": row.chunk_count,
+        "conversation_id": row.conversation_id,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+class FileRepo:
+    def __init__(self, session: Session, root: Path | None = None) -> None:
+        """`root` ($TANDEM_HOME/files) is where bytes live; row-only lookups do not need it."""
+        self.session = session
+        self.root = root
+
+    def _dir(self, user_id: str) -> Path:
+        if self.root is None:
+            raise RuntimeError("FileRepo needs its root directory to touch files")
+        return self.root / user_id
+
+    def path(self, row: FileRow) -> Path:
+        return self._dir(row.user_id) / row.id
+
+    def create(
+        self,
+        user_id: str,
+        filename: str | None,
+        source: Path,
+        *,
+        mime: str,
+        size: int,
+        sha256: str,
+        conversation_id: str | None = None,
+    ) -> FileRow:
+        """Move the fully written, fsynced temp file `source` to its final place and commit
+        the row (status queued). The caller checked the conversation belongs to the user.
+        `source` must be on the same filesystem as `root` (an atomic rename)."""
+        row = FileRow(
+            id=new_id(),
+            user_id=user_id,
+            conversation_id=conversation_id,
+            filename=sanitise_filename(filename) if filename else "file",
+            mime=mime,
+            size=size,
+            sha256=sha256,
+            status="queued",
+            progress=0.0,
+            chunk_count=0,
+            created_at=utcnow(),
+        )
+        folder = self._dir(user_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = self.path(row)
+        try:
+            # The bytes are durable before the row that points at them is committed: a crash
+            # leaves at worst an orphan file, never a row without its bytes.
+            os.replace(source, target)
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.session.add(row)
+            self.session.commit()
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return row
+
+    def incoming_dir(self, user_id: str) -> Path:
+        """Where an upload streams to before it is checked (same filesystem as its target)."""
+        folder = self._dir(user_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def get(self, user_id: str, file_id: str) -> FileRow:
+        row = self.session.scalar(
+            select(FileRow).where(FileRow.id == file_id, FileRow.user_id == user_id)
+        )
+        if row is None:
+            raise NotFound("file", file_id)
+        return row
+
+    def get_any(self, file_id: str) -> FileRow | None:
+        """A row by id alone: for the ingestion worker, which is not acting for a request."""
+        return self.session.scalar(select(FileRow).where(FileRow.id == file_id))
+
+    def exists(self, file_id: str) -> bool:
+        return self.session.scalar(select(FileRow.id).where(FileRow.id == file_id)) is not None
+
+    def list(self, user_id: str, conversation_id: str | None = None) -> list[FileRow]:
+        query = select(FileRow).where(FileRow.user_id == user_id)
+        if conversation_id is not None:
+            query = query.where(FileRow.conversation_id == conversation_id)
+        return list(self.session.scalars(query.order_by(FileRow.created_at, FileRow.id)))
+
+    def list_for_conversation(self, user_id: str, conversation_id: str) -> list[FileRow]:
+        """The files uploaded to one of the user's chats, oldest first."""
+        return self.list(user_id, conversation_id)
+
+    def owned_ids(self, user_id: str, file_ids: Iterable[str]) -> set[str]:
+        """Which of `file_ids` are this user's (any status)."""
+        ids = list(dict.fromkeys(file_ids))
+        if not ids:
+            return set()
+        return set(
+            self.session.scalars(
+                select(FileRow.id).where(FileRow.user_id == user_id, FileRow.id.in_(ids))
+            )
+        )
+
+    def usable_ids(self, user_id: str, file_ids: Iterable[str]) -> set[str]:
+        """Which of `file_ids` are this user's and not failed: valid knowledge files."""
+        ids = list(dict.fromkeys(file_ids))
+        if not ids:
+            return set()
+        return set(
+            self.session.scalars(
+                select(FileRow.id).where(
+                    FileRow.user_id == user_id,
+                    FileRow.id.in_(ids),
+                    FileRow.status != "failed",
+                )
+            )
+        )
+
+    def rows_by_ids(self, user_id: str, file_ids: Sequence[str]) -> list[FileRow]:
+        """The user's rows among `file_ids`; others are silently left out (retrieval)."""
+        if not file_ids:
+            return []
+        return list(
+            self.session.scalars(
+                select(FileRow)
+                .where(FileRow.user_id == user_id, FileRow.id.in_(list(file_ids)))
+                .order_by(FileRow.created_at, FileRow.id)
+            )
+        )
+
+    def unfinished(self) -> list[FileRow]:
+        """Every file whose ingestion had not finished (a restart resumes them)."""
+        return list(
+            self.session.scalars(
+                select(FileRow)
+                .where(FileRow.status.in_(("queued", "ingesting")))
+                .order_by(FileRow.created_at)
+            )
+        )
+
+    def set_status(
+        self,
+        file_id: str,
+        status: str,
+        *,
+        progress: float | None = None,
+        error: str | None = None,
+        chunk_count: int | None = None,
+    ) -> None:
+        assert status in FILE_STATUSES
+        values: dict[str, object] = {"status": status, "error": error}
+        if progress is not None:
+            values["progress"] = max(0.0, min(1.0, progress))
+        if chunk_count is not None:
+            values["chunk_count"] = chunk_count
+        self.session.execute(update(FileRow).where(FileRow.id == file_id).values(**values))
+        self.session.commit()
+
+    def add_chunks(self, file_id: str, chunks: Sequence[NewChunk], progress: float) -> None:
+        """Append a batch of chunks and the progress it brings in one transaction. A bulk
+        insert, not ORM objects: nothing of the batch stays in the session afterwards."""
+        if chunks:
+            self.session.execute(
+                insert(FileChunkRow),
+                [
+                    {
+                        "file_id": file_id,
+                        "ordinal": c.ordinal,
+                        "text": c.text,
+                        "locator": c.locator,
+                        "embedding": c.embedding,
+                    }
+                    for c in chunks
+                ],
+            )
+        self.session.execute(
+            update(FileRow)
+            .where(FileRow.id == file_id)
+            .values(progress=max(0.0, min(1.0, progress)))
+        )
+        self.session.commit()
+
+    def clear_chunks(self, file_id: str) -> None:
+        """Drop a file's chunks (ingestion restarts from the beginning)."""
+        self.session.execute(delete(FileChunkRow).where(FileChunkRow.file_id == file_id))
+        self.session.commit()
+
+    def chunk(self, user_id: str, file_id: str, ordinal: int) -> FileChunkRow:
+        self.get(user_id, file_id)
+        row = self.session.get(FileChunkRow, (file_id, ordinal))
+        if row is None:
+            raise NotFound("chunk", f"{file_id}/{ordinal}")
+        return row
+
+    def chunks_for(self, file_ids: Sequence[str]) -> list[FileChunkRow]:
+        """Every chunk of these files (already checked by the caller), in file order."""
+        if not file_ids:
+            return []
+        return list(
+            self.session.scalars(
+                select(FileChunkRow)
+                .where(FileChunkRow.file_id.in_(list(file_ids)))
+                .order_by(FileChunkRow.file_id, FileChunkRow.ordinal)
+            )
+        )
+
+    def delete(self, user_id: str, file_id: str) -> None:
+        """Delete the row (its chunks cascade) and then its bytes."""
+        row = self.get(user_id, file_id)
+        path = self.path(row) if self.root is not None else None
+        self.session.execute(delete(FileChunkRow).where(FileChunkRow.file_id == file_id))
+        self.session.delete(row)
+        self.session.commit()
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def delete_all(self, user_id: str) -> None:
+        """Every file row and chunk of the user (not committed), then call `delete_all_files`
+        after the commit."""
+        ids = select(FileRow.id).where(FileRow.user_id == user_id)
+        self.session.execute(delete(FileChunkRow).where(FileChunkRow.file_id.in_(ids)))
+        self.session.execute(delete(FileRow).where(FileRow.user_id == user_id))
+
+    def delete_all_files(self, user_id: str) -> None:
+        """Remove the user's file directory (after their rows are deleted and committed)."""
+        shutil.rmtree(self._dir(user_id), ignore_errors=True)
+
+
+__all__ = [
+    "FILE_STATUSES",
+    "MAX_FILE_BYTES",
+    "FileChunkRow",
+    "FileRepo",
+    "FileRow",
+    "NewChunk",
+    "file_to_dict",
+]
