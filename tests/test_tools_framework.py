@@ -121,8 +121,9 @@ async def test_a_switched_on_tool_runs_first_and_is_recorded_everywhere(world):
     assert call["citations"][0]["file_id"] == "f1" and call["error"] is None
     assert "is 42." in record.rendered_prompt
     parts = stored.to_message().parts
-    assert [p.type for p in parts] == ["text", "citation"]
-    assert parts[1].data["index"] == 1 and parts[1].data["title"] == "notes.txt"
+    assert [p.type for p in parts] == ["text", "tool_result", "citation"]
+    assert parts[1].data["tool"] == "lookup_test" and parts[1].data["error"] is None
+    assert parts[2].data["index"] == 1 and parts[2].data["title"] == "notes.txt"
     assert stored.to_message().content == turn.text  # citations don't leak into the text
 
 

@@ -72,10 +72,13 @@ def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def answer_parts(text: str, results: Sequence[ToolResult]) -> tuple[Part, ...]:
-    """The stored assistant message: its text, then the sources it may cite and the images
-    the tools made (charts, generated images), so a reloaded chat shows them again."""
+    """The stored assistant message: its text, then per tool what it showed (`tool_result`),
+    the sources the answer may cite and the images it made (charts, generated images), so a
+    reloaded chat shows them again."""
     parts = [Part("text", text)]
     for result in results:
+        shown = {"tool": result.tool, "arguments": result.arguments, "display": result.display}
+        parts.append(Part("tool_result", data={**shown, "error": result.error}))
         parts += [Part("citation", data=c.to_dict()) for c in result.citations]
         parts += [Part("image", data=dict(a)) for a in result.attachments]
     return tuple(parts)

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
-PartType = Literal["text", "image", "tool_call", "tool_output", "citation"]
+# tool_call / tool_output: the OpenAI-style exchange with a model that calls tools;
+# tool_result: what a tool showed the person (its display data), kept with the stored answer.
+PartType = Literal["text", "image", "tool_call", "tool_output", "tool_result", "citation"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 

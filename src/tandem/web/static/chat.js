@@ -8,6 +8,10 @@ import { ApiError, api, copyText, el, readEvents, request, toast } from "./api.j
 import { icon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
 import { closeSidebar, deleteConversation, initSidebar, markActive, refreshHistory } from "./sidebar.js";
+import {
+  DOCUMENT_TYPES, citationsOf, closeCitation, documentChip, isDocument, linkCitations, listDocuments,
+  removeDocument, sourcesList, toolCard, toolResultsOf, toolRunning, toolSwitches, uploadDocument, watchDocument,
+} from "./tools.js";
 
 const app = document.getElementById("app");
 const thread = document.getElementById("thread");
@@ -53,6 +57,8 @@ const state = {
   implicitModel: "", // what the server would pick without a `model` field
   stream: null, // {controller, bubble, text}
   attachments: [], // [{id, mime, url, name}]
+  tools: new Set(), // tools switched on in the composer: "files", "web", "code", "image"
+  documents: [], // this chat's documents: FilePublic rows, status and progress
   uploadsInFlight: 0,
   me: null,
   notFound: false,
@@ -170,8 +176,12 @@ function assistantMessageNode(m, isLast) {
   node.append(el("div", { class: "avatar-bot", "aria-hidden": "true" }, el("img", { src: "/static/logo.svg", alt: "" })));
   const col = el("div", { class: "msg-col" });
   if (m.improved_from) col.append(el("span", { class: "badge", title: "You improved this answer" }, icon("improve"), "Edited by you"));
-  col.append(body);
-  if (!textOf(m).trim()) body.append(el("p", { class: "muted" }, "(empty answer)"));
+  for (const result of toolResultsOf(m)) col.append(toolCard(result));
+  col.append(imageStrip(imagesOf(m)) || "", body);
+  const citations = citationsOf(m);
+  linkCitations(body, citations);
+  if (citations.length) col.append(sourcesList(citations));
+  if (!textOf(m).trim() && !imagesOf(m).length) body.append(el("p", { class: "muted" }, "(empty answer)"));
   const notice = state.notices.get(m.id);
   if (notice) col.append(el("p", { class: "notice", role: "note" }, icon("alert"), notice));
   const fb = state.feedback.get(m.id);
@@ -328,7 +338,7 @@ async function openConversation(id, { push = true } = {}) {
   try {
     const data = await api("GET", `/api/conversations/${encodeURIComponent(id)}`);
     setTree(data);
-    await Promise.all([loadFeedback(), loadPendingComparison(id), loadProfile(data.conversation.profile_id)]);
+    await Promise.all([loadFeedback(), loadPendingComparison(id), loadProfile(data.conversation.profile_id), loadDocuments(id)]);
   } catch (err) {
     state.conv = null;
     state.messages.clear();
@@ -368,6 +378,8 @@ function newChat({ push = true, profile = null } = {}) {
   state.revealed = null;
   state.notFound = false;
   state.profile = profile;
+  state.documents = [];
+  renderAttachments();
   if (push && location.pathname !== "/") history.pushState({}, "", "/");
   syncPicker();
   render();
@@ -451,6 +463,7 @@ async function send(text, attachments = []) {
   const model = chosenModel();
   if (model) body.model = model;
   if (attachments.length) body.attachments = attachments;
+  if (state.tools.size) body.tools = [...state.tools];
   await runStream(`/api/conversations/${state.conv.id}/messages`, body, {
     baseLeaf: state.current,
     userText: text,
@@ -568,6 +581,17 @@ async function runStream(url, body, { baseLeaf = null, userText = null, userImag
         state.current = event.message.id;
         gotUserMessage = true;
         if (event.notice) showNotice(event.notice);
+      } else if (event.type === "tool") {
+        const running = ui.col.querySelector(`.tool-card.running[data-tool="${event.tool}"]`);
+        if (event.status === "running") {
+          const card = toolRunning(event.tool);
+          card.dataset.tool = event.tool;
+          ui.col.insertBefore(card, ui.body);
+        } else {
+          const card = toolCard(event);
+          if (running) running.replaceWith(card);
+          else ui.col.insertBefore(card, ui.body);
+        }
       } else if (event.type === "delta") {
         stream.text += event.text;
         if (!stream.frame) stream.frame = requestAnimationFrame(paint);
@@ -1032,8 +1056,9 @@ document.addEventListener("tandem:renamed", (e) => {
 // -- attachments ----------------------------------------------------------------------------
 
 function renderAttachments() {
-  attachBox.hidden = state.attachments.length === 0 && state.uploadsInFlight === 0;
+  attachBox.hidden = state.attachments.length === 0 && state.uploadsInFlight === 0 && state.documents.length === 0;
   attachBox.replaceChildren(
+    ...state.documents.map((d) => documentChip(d, () => dropDocument(d))),
     ...state.attachments.map((a) =>
       el("div", { class: "thumb" },
         el("img", { src: a.url, alt: a.name || "attached image" }),
@@ -1046,9 +1071,60 @@ function renderAttachments() {
   updateChrome();
 }
 
+async function loadDocuments(convId) {
+  state.documents = [];
+  try {
+    state.documents = await listDocuments(convId);
+  } catch {
+    /* a server without document support: the chat works without */
+  }
+  renderAttachments();
+  for (const d of state.documents) if (d.status === "queued" || d.status === "ingesting") followDocument(d);
+}
+
+function followDocument(doc) {
+  watchDocument(doc, (latest) => {
+    const i = state.documents.findIndex((d) => d.id === latest.id);
+    if (i < 0) return;
+    state.documents[i] = latest;
+    renderAttachments();
+    if (latest.status === "failed") toast(`${latest.filename}: ${latest.error || "could not be read"}`, "error");
+  });
+}
+
+async function dropDocument(doc) {
+  try {
+    await removeDocument(doc.id);
+    state.documents = state.documents.filter((d) => d.id !== doc.id);
+    renderAttachments();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+// Documents belong to a chat: one is created first if needed, and the Files tool is
+// switched on, since that is why a document was attached.
+async function attachDocument(file) {
+  state.uploadsInFlight++;
+  renderAttachments();
+  try {
+    await ensureConversation();
+    const doc = await uploadDocument(file, state.conv.id);
+    state.documents.push(doc);
+    state.tools.add("files");
+    switches.refresh();
+    followDocument(doc);
+  } catch (err) {
+    toast(err.message, "error");
+  } finally {
+    state.uploadsInFlight--;
+    renderAttachments();
+  }
+}
+
 async function upload(file) {
-  if (!file.type.startsWith("image/")) {
-    toast("Only images can be attached.", "error");
+  if (isDocument(file)) {
+    await attachDocument(file);
     return;
   }
   state.uploadsInFlight++;
@@ -1066,6 +1142,13 @@ async function upload(file) {
     renderAttachments();
   }
 }
+
+const switches = toolSwitches(state.tools);
+document.querySelector(".composer-tools").append(switches);
+fileInput.setAttribute("accept", `image/*,${DOCUMENT_TYPES}`);
+document.addEventListener("click", (e) => {
+  if (!e.target.closest(".citation-pop, .cite, .source-btn")) closeCitation();
+});
 
 fileInput.addEventListener("change", () => {
   for (const file of fileInput.files) upload(file);
@@ -1156,7 +1239,7 @@ document.addEventListener("click", (e) => {
   if (chatMenu && !chatMenu.contains(e.target)) closeChatMenu();
 });
 document.addEventListener("keydown", (e) => {
-  if (e.key === "Escape") { closeCompareMenu(); closeChatMenu(); }
+  if (e.key === "Escape") { closeCompareMenu(); closeChatMenu(); closeCitation(); }
 });
 
 // Copy buttons inside rendered code blocks (their HTML comes from the markdown renderer).
