@@ -11,7 +11,7 @@ export TANDEM_HOME ?= $(HOME)/.local/share/tandem
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test test-fast test-model test-postgres lint format bench screenshots system-test-deps clean
+.PHONY: setup run test test-fast test-model test-postgres lint format bench bench-evals screenshots system-test-deps clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,14 @@ bench: setup
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.refusal_agreement
 	$(BIN)/python -m bench.ingest
+
+# The evaluation figures (docs/evals.md): IFEval on the embedded base model (541 prompts, about
+# 25 minutes on 2 cores), int8 vs fp32 on an IFEval subset, and the refusal classifier's
+# agreement with XSTest's human labels. Separate from `bench`: together they take ~40 minutes.
+bench-evals: setup
+	$(BIN)/python -m bench.refusal_agreement
+	$(BIN)/python -m bench.ifeval
+	$(BIN)/python -m bench.ifeval_precision
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -295,21 +295,23 @@ def test_other_users_are_served_normally_while_a_run_misbehaves(app, live_server
                 headers=attacker,
             )
             outcome["response"] = r
+            outcome["ended"] = time.monotonic()
 
         thread = threading.Thread(target=attack)
         thread.start()
         time.sleep(0.3)  # the bomb is running
-        latencies = []
-        while thread.is_alive() or not latencies:
-            start = time.monotonic()
+        answered_at = []
+        while thread.is_alive() or not answered_at:
             mine = http.post("/api/conversations", json={}, headers=alice).json()
             r = http.post(
                 f"/api/conversations/{mine['id']}/messages", json={"content": "hi"}, headers=alice
             )
-            latencies.append(time.monotonic() - start)
             assert r.status_code == 200
+            answered_at.append(time.monotonic())
         thread.join()
-    assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
+    # Alice's chats were answered while the bomb was still running, not queued behind it.
+    # (How fast they were is for the load benchmark, not for a timed test.)
+    assert sum(t < outcome["ended"] for t in answered_at) >= 3, (answered_at, outcome["ended"])
     call = outcome["response"].json()["generation"]["tool_calls"][0]
     assert call["display"]["status"] == "timeout"
     assert call["error"] == "Your code ran out of time (2 s wall limit)."
