@@ -210,7 +210,45 @@ def take(base_url: str, out: Path) -> None:
         page.get_by_role("article", name="Proofreader").wait_for()
         shoot(page, out, "profiles")
 
-        # 6. phone: the chat, then the menu
+        # 6. tools: a chart from an uploaded CSV (code interpreter), then a document's passage
+        # opened from the answer's sources (files with citations)
+        page.get_by_role("link", name="New chat").click()
+        page.wait_for_selector("body[data-ready]")
+        csv = Path(tempfile.mkdtemp(prefix="tandem-shot-")) / "rainfall.csv"
+        csv.write_text(
+            "month,rain_mm\nJan,52\nFeb,41\nMar,48\nApr,63\nMay,71\nJun,58\n"
+            "Jul,40\nAug,45\nSep,66\nOct,80\nNov,77\nDec,61\n"
+        )
+        page.locator("#file-input").set_input_files(str(csv))
+        page.locator(".doc-chip.ready").wait_for(timeout=120_000)
+        page.locator(".tool-switch[data-tool='files']").click()  # this turn: only the code
+        page.locator(".tool-switch[data-tool='code']").click()
+        send(
+            page,
+            "Plot the monthly rainfall:\n```python\nimport csv\nimport matplotlib.pyplot as plt\n"
+            "rows = list(csv.DictReader(open('rainfall.csv')))\n"
+            "plt.bar([r['month'] for r in rows], [int(r['rain_mm']) for r in rows])\n"
+            "plt.title('Rainfall (mm)')\nprint('wettest:', max(rows, key=lambda r: "
+            "int(r['rain_mm']))['month'])\n```",
+            1,
+        )
+        page.locator(".msg.assistant .msg-images img").last.scroll_into_view_if_needed()
+        shoot(page, out, "tools-code")
+        page.locator(".tool-switch[data-tool='code']").click()
+        notes = csv.with_name("office-notes.md")
+        notes.write_text(
+            "# Office notes\n\nThe bike shed opens at 7:30 and the code for its door is 4417.\n\n"
+            "Lunch is served from noon to 2 pm on weekdays; the terrace closes at 6 pm.\n"
+        )
+        page.locator("#file-input").set_input_files(str(notes))
+        page.locator(".doc-chip.ready >> nth=1").wait_for(timeout=120_000)
+        send(page, "When does the bike shed open?", 2)
+        page.locator(".msg.assistant").last.locator(".source-btn").first.click()
+        page.locator(".citation-pop").wait_for()
+        page.locator(".citation-pop").scroll_into_view_if_needed()
+        shoot(page, out, "tools-citations")
+
+        # 7. phone: the chat, then the menu
         phone = browser.new_context(
             base_url=base_url,
             viewport=PHONE,

@@ -34,6 +34,8 @@ BootstrapOpt = Annotated[
     int, typer.Option(min=0, max=10_000, help="Bootstrap rounds for the 95% intervals.")
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="Only the first N items.")]
+MaxTokensOpt = Annotated[int, typer.Option(min=1, max=32_768)]
 
 
 @contextmanager
@@ -217,8 +219,8 @@ def _suite_options(suite: str, input_file: Path | None) -> dict[str, object]:
 def run_command(
     suite: Annotated[str, typer.Argument(help="Suite name: ifeval, xstest, or a plugin's.")],
     model: Annotated[str, typer.Option(help="Model version to evaluate.")],
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
-    max_tokens: Annotated[int, typer.Option(min=1, max=32_768)] = 1024,
+    limit: LimitOpt = None,
+    max_tokens: MaxTokensOpt = 1024,
     concurrency: Annotated[
         int, typer.Option(min=1, max=256, help="Requests in flight (the engine batches them).")
     ] = 16,
@@ -289,8 +291,8 @@ def pairwise_command(
     model: Annotated[str, typer.Option(help="Candidate model version.")],
     baseline: Annotated[str, typer.Option(help="Baseline model version it is compared with.")],
     suite: Annotated[str, typer.Option(help="Suite whose prompts both versions answer.")],
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
-    max_tokens: Annotated[int, typer.Option(min=1, max=32_768)] = 1024,
+    limit: LimitOpt = None,
+    max_tokens: MaxTokensOpt = 1024,
     concurrency: Annotated[
         int, typer.Option(min=1, max=256, help="Requests in flight per version.")
     ] = 16,

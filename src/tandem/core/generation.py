@@ -82,6 +82,24 @@ class GenerationRecord:
     # citations, attachments, error, duration.
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def of_completion(
+        cls, model_version: str, engine: str, params: SamplingParams, completion: Completion
+    ) -> GenerationRecord:
+        """The record of a finished (non-streamed) answer: evals and batch sampling."""
+        return cls(
+            model_version=model_version,
+            engine=engine,
+            sampling=params,
+            seed=completion.seed,
+            rendered_prompt=completion.rendered_prompt,
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+            latency_s=completion.latency_s,
+            time_to_first_token_s=completion.time_to_first_token_s,
+            finish_reason=completion.finish_reason,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sampling"] = self.sampling.to_dict()

@@ -330,18 +330,7 @@ def prompt_text(example: Example) -> str:
 
 
 def _record(engine: Engine, params: SamplingParams, completion: Completion) -> GenerationRecord:
-    return GenerationRecord(
-        model_version=engine.model_id,
-        engine=engine.backend,
-        sampling=params,
-        seed=completion.seed,
-        rendered_prompt=completion.rendered_prompt,
-        prompt_tokens=completion.usage.prompt_tokens,
-        completion_tokens=completion.usage.completion_tokens,
-        latency_s=completion.latency_s,
-        time_to_first_token_s=completion.time_to_first_token_s,
-        finish_reason=completion.finish_reason,
-    )
+    return GenerationRecord.of_completion(engine.model_id, engine.backend, params, completion)
 
 
 def run_pairwise(

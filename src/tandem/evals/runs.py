@@ -148,17 +148,8 @@ def run_suite(
         generations = GenerationRepo(session)
         items = []
         for example, completion, grade in zip(examples, completions, grades, strict=True):
-            record = GenerationRecord(
-                model_version=engine.model_id,
-                engine=engine.backend,
-                sampling=params,
-                seed=completion.seed,
-                rendered_prompt=completion.rendered_prompt,
-                prompt_tokens=completion.usage.prompt_tokens,
-                completion_tokens=completion.usage.completion_tokens,
-                latency_s=completion.latency_s,
-                time_to_first_token_s=completion.time_to_first_token_s,
-                finish_reason=completion.finish_reason,
+            record = GenerationRecord.of_completion(
+                engine.model_id, engine.backend, params, completion
             )
             stored = generations.add(owner_id, record, example.messages, completion.text)
             items.append(
