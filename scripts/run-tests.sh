@@ -24,10 +24,11 @@ stage() {
   passed=$((passed + $(count '^passed')))
   failed=$((failed + $(count '^(failed|errors?)')))
 }
-stage hermetic -q -m "not model and not postgres and not browser"
-stage model -q -m "model and not postgres and not browser"
-stage postgres -q -m "postgres"
-stage browser -q -m "browser and not postgres"
+# The slow security tests (fuzzing, load, kill -9) run in `make security`.
+stage hermetic -q -m "not model and not postgres and not browser and not security_slow"
+stage model -q -m "model and not postgres and not browser and not security_slow"
+stage postgres -q -m "postgres and not security_slow"
+stage browser -q -m "browser and not postgres and not security_slow"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo "all stages: $passed passed, $failed failed"
 exit $status
