@@ -218,3 +218,24 @@ async def test_a_model_that_keeps_calling_tools_is_made_to_answer(world):
     ).run()
     assert len(turn.tool_results) == 4  # MAX_TOOL_ROUNDS
     assert engine.offered[-1] == [] and turn.text.startswith("Used")
+
+
+async def test_images_tools_made_for_earlier_answers_do_not_trigger_the_no_images_notice(world):
+    service, _, _, alice, conv = world
+    chart = {"upload_id": "u1", "mime": "image/png"}
+
+    @register_tool
+    class ChartTool(Tool):
+        name = "chart_test"
+        title = "Chart"
+        description = "Draws a chart."
+        parameters: ClassVar[dict] = {"type": "object", "properties": {}}
+
+        async def run(self, ctx: ToolContext, arguments: dict) -> ToolResult:
+            return ToolResult(self.name, arguments, content="a chart", attachments=[chart])
+
+    first = await service.send(alice, conv, "plot it", tools=["chart_test"]).run()
+    parts = first.assistant_message.to_message().parts
+    assert [p.data for p in parts if p.type == "image"] == [chart]
+    second = await service.send(alice, conv, "and now?").run()
+    assert second.notice is None  # the text-only model simply does not see the chart

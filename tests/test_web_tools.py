@@ -88,3 +88,25 @@ def test_a_tool_that_is_not_configured_says_so_and_the_answer_still_comes(web):
     expect(card).to_contain_text("No image backend is configured")
     expect(answers(page).first.locator(".markdown")).to_contain_text("Draw a lighthouse")
     expect(composer(page)).to_be_empty()
+
+
+def test_a_profile_brings_its_tools_and_knowledge_to_every_chat(web, tmp_path):
+    page = web.signed_in("ada@example.com", path="/profiles")
+    notes = tmp_path / "menu.md"
+    notes.write_text("# Cafe menu\n\nThe soup of the day is roasted quirlberry soup.\n")
+    page.get_by_role("button", name="New profile").click()
+    page.get_by_label("Name").fill("Cafe helper")
+    page.get_by_role("checkbox", name="Files").check()
+    page.get_by_label("Add knowledge files").set_input_files(str(notes))
+    expect(page.locator("#knowledge-list li")).to_contain_text("menu.md")
+    page.get_by_role("button", name="Save").click()
+    card = page.get_by_role("article", name="Cafe helper")
+    card.get_by_role("button", name="Start chat").click()
+    page.wait_for_url("**/c/*")
+    send(page, "What is the soup of the day?")
+    wait_answered(page, 1)
+    answer = answers(page).first
+    expect(answer.locator(".tool-card[data-tool='files']")).to_be_visible()
+    expect(answer.locator(".sources")).to_contain_text("menu.md")
+    answer.locator(".source-btn").first.click()
+    expect(page.get_by_role("dialog", name="Source 1")).to_contain_text("quirlberry")

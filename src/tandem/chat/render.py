@@ -44,10 +44,11 @@ def render_messages(system: str | None, branch: Sequence[Message]) -> list[Messa
 
 
 def without_images(messages: Sequence[Message]) -> tuple[list[Message], bool]:
-    """The messages minus their image parts, and whether any were dropped."""
+    """The messages minus their image parts, and whether any of the user's were dropped
+    (images tools made for earlier answers, such as charts, are no news to the user)."""
     out, dropped = [], False
     for m in messages:
         parts = tuple(p for p in m.parts if p.type != "image")
-        dropped = dropped or len(parts) != len(m.parts)
+        dropped = dropped or (m.role == "user" and len(parts) != len(m.parts))
         out.append(Message(m.role, parts) if len(parts) != len(m.parts) else m)
     return out, dropped

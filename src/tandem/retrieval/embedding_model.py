@@ -154,10 +154,23 @@ def export_onnx(out: Path) -> None:
 
 
 def quantize_int8(source: Path, out: Path) -> None:
-    """Dynamic int8 quantization of the MatMul weights (activations stay float)."""
+    """Dynamic int8 quantization of the MatMul weights, one scale per output channel
+    (activations stay float, quantized on the fly). Per-tensor scales, or quantizing the
+    embedding Gather too, measured a mean cosine of 0.945 against the reference, below the
+    0.98 bar; per-channel MatMul-only measured 0.993 (bench/embeddings.py)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
+    # The quantizer logs a suggestion to pre-process the model on every call.
+    logging.getLogger().setLevel(logging.ERROR)
+    quantize_dynamic(
+        str(source),
+        str(out),
+        op_types_to_quantize=["MatMul"],
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+    )
 
 
 def build(out_dir: Path, precision: str) -> None:

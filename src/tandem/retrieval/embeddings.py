@@ -28,9 +28,11 @@ from tandem.retrieval.embedding_model import prepare_embedding_model, wheel_mode
 
 DIMENSIONS = 384
 MAX_TOKENS = 256  # sentence_bert_config.json: max_seq_length
-# Texts per forward pass. Sorted by length first, so padding stays small; 32 × 256 tokens
-# keeps a pass's activations (batch × heads × tokens² attention) near 100 MB.
-BATCH_SIZE = 32
+# Texts per forward pass, after sorting by length so padding stays small. onnxruntime's arena
+# keeps the largest pass's activations (batch × heads × tokens² attention) for the process's
+# life: with 800-character chunks (~230 tokens) 32 texts cost the server +320 MB, 16 +175 MB,
+# 8 +90 MB (measured), and on CPU larger batches are barely faster.
+BATCH_SIZE = 8
 # The box has 2 cores shared with the chat engine and the web server: two intra-op threads
 # use them both for a batch, more would only oversubscribe.
 THREADS = 2
@@ -161,7 +163,7 @@ def get_embedder(home: Path | None = None) -> Embedder:
 
 
 def set_embedder(embedder: Embedder | None) -> None:
-    """Replace the process's embedder (tests with a stand-in; None reloads the ONNX model lazily)."""
+    """Replace the process's embedder (tests: a stand-in; None: the ONNX model, lazily)."""
     global _embedder
     with _embedder_lock:
         _embedder = embedder

@@ -29,6 +29,8 @@ from pathlib import Path
 CHUNK_CHARS = 800
 OVERLAP_CHARS = 120
 READ_BYTES = 64 * 1024
+MAX_DOCX_UNPACKED_BYTES = 200 * 1024 * 1024  # all parts together, decompressed
+MAX_DOCX_MEMBERS = 10_000
 KINDS = ("pdf", "docx", "html", "csv", "markdown", "text")
 MIMES = {
     "pdf": "application/pdf",
@@ -80,6 +82,7 @@ def sniff_kind(path: Path, filename: str | None = None) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 if "word/document.xml" in z.namelist():
+                    _check_unpacked_size(z)
                     return "docx"
         except zipfile.BadZipFile:
             pass
@@ -98,6 +101,19 @@ def sniff_kind(path: Path, filename: str | None = None) -> str:
     if ext in ("md", "markdown"):
         return "markdown"
     return "text"
+
+
+def _check_unpacked_size(z: zipfile.ZipFile) -> None:
+    """Refuse a zip bomb before python-docx loads every part into memory. The sizes are the
+    archive's own claims, but they are also the bound: zipfile stops reading a member at its
+    declared size (and a member that decompresses to more fails its CRC check)."""
+    infos = z.infolist()
+    if len(infos) > MAX_DOCX_MEMBERS:
+        raise UnsupportedFile(f"this Word document has more than {MAX_DOCX_MEMBERS} parts")
+    if sum(i.file_size for i in infos) > MAX_DOCX_UNPACKED_BYTES:
+        raise UnsupportedFile(
+            f"this Word document unpacks to more than {MAX_DOCX_UNPACKED_BYTES >> 20} MiB"
+        )
 
 
 def _looks_like_csv(head: bytes) -> bool:

@@ -4,9 +4,13 @@
     hits[0].file_id, hits[0].ordinal, hits[0].text, hits[0].locator
 
 Vectors are float32 bytes in the database (see tandem.store.files): search is brute force,
-streaming the candidate files' chunks in pages, so memory stays flat however many chunks the
-files have. BM25 is computed in the same single pass: document frequencies and lengths of the
-whole candidate set are counted as the pages go by, term frequencies kept only for chunks that
+streaming the candidate files' chunks in pages and keeping a running top-`DEPTH`, so memory
+stays flat however many chunks the files have (never all vectors at once). A chunk whose
+vector is not computed yet (the embedding phase runs after a file is ready) ranks by BM25
+alone; when the embedding model cannot be loaded, search is BM25 alone.
+
+BM25 is computed in the same single pass: document frequencies and lengths of the whole
+candidate set are counted as the pages go by, term frequencies kept only for chunks that
 contain a query term, and exact Okapi scores computed at the end (same formula and parameters
 as `tandem.retrieval.bm25.BM25Index`).
 """
@@ -14,6 +18,7 @@ as `tandem.retrieval.bm25.BM25Index`).
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +31,8 @@ from sqlalchemy.orm import Session
 from tandem.retrieval.bm25 import reciprocal_rank_fusion, tokenize
 from tandem.retrieval.embeddings import Embedder, get_embedder
 from tandem.store.files import FileChunkRow
+
+log = logging.getLogger("tandem.search")
 
 PAGE = 1000
 # How deep each ranking goes into the fusion: deeper than k so a chunk second in one ranking
@@ -54,8 +61,9 @@ def search_chunks(
     """The `k` best chunks of these files (ids the caller has already checked) for `query`."""
     if not file_ids or not query.strip():
         return []
-    query_vector = (embedder or get_embedder()).embed([query])[0]
     terms = set(tokenize(query))
+    query_vector: np.ndarray | None = None
+    dense_available = True
 
     n_docs = 0
     total_length = 0
@@ -71,14 +79,23 @@ def search_chunks(
     )
     for page in rows.partitions():
         keys = [(r.file_id, r.ordinal) for r in page]
-        vectors = np.frombuffer(b"".join(r.embedding for r in page), dtype="<f4").reshape(
-            len(page), -1
-        )
-        for key, score in zip(keys, (vectors @ query_vector).tolist(), strict=True):
-            if len(dense) < DEPTH:
-                heapq.heappush(dense, (score, key))
-            elif score > dense[0][0]:
-                heapq.heapreplace(dense, (score, key))
+        embedded = [i for i, r in enumerate(page) if r.embedding is not None]
+        if embedded and dense_available and query_vector is None:
+            # Embedded only once some chunk has a vector: a keyword-only file needs no model.
+            try:
+                query_vector = (embedder or get_embedder()).embed([query])[0]
+            except Exception:
+                log.exception("the embedding model is unavailable; searching by keywords")
+                dense_available = False
+        if embedded and query_vector is not None:
+            vectors = np.frombuffer(
+                b"".join(page[i].embedding for i in embedded), dtype="<f4"
+            ).reshape(len(embedded), -1)
+            for i, score in zip(embedded, (vectors @ query_vector).tolist(), strict=True):
+                if len(dense) < DEPTH:
+                    heapq.heappush(dense, (score, keys[i]))
+                elif score > dense[0][0]:
+                    heapq.heapreplace(dense, (score, keys[i]))
         for key, row in zip(keys, page, strict=True):
             tokens = tokenize(row.text)
             n_docs += 1
@@ -101,9 +118,10 @@ def search_chunks(
 
     keys = list(dict.fromkeys(lexical_ranking + dense_ranking))
     index = {key: i for i, key in enumerate(keys)}
-    fused = reciprocal_rank_fusion(
-        [[index[key] for key in lexical_ranking], [index[key] for key in dense_ranking]], k=RRF_K
-    )
+    rankings = [[index[key] for key in lexical_ranking]]
+    if dense_ranking:
+        rankings.append([index[key] for key in dense_ranking])
+    fused = reciprocal_rank_fusion(rankings, k=RRF_K)
     best = [keys[i] for i in fused[:k]]
     # The fused score, for display and tests: the same sum reciprocal_rank_fusion ranks by.
     scores = [

@@ -32,6 +32,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    bindparam,
     delete,
     insert,
     select,
@@ -48,7 +49,12 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
 class FileRow(Base):
-    """An uploaded document; `status` moves queued → ingesting → ready | failed."""
+    """An uploaded document; `status` moves queued → ingesting → ready | failed.
+
+    Two phases: parsing stores the chunks (`progress` is the fraction of the file read) and
+    the file is `ready` — searchable by keywords — as soon as they are all stored; the
+    embeddings then fill in in the background, in ordinal order, `embedded_count` of
+    `chunk_count` so far (chunks below it have a vector, the rest have NULL)."""
 
     __tablename__ = "files"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -67,6 +73,7 @@ class FileRow(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    embedded_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -80,8 +87,9 @@ class FileChunkRow(Base):
     ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
     text: Mapped[str] = mapped_column(Text)
     locator: Mapped[str] = mapped_column(String(200), default="")
-    # float32, little-endian, L2-normalised: cosine similarity is a dot product.
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    # float32, little-endian, L2-normalised: cosine similarity is a dot product. NULL until
+    # the embedding phase reaches this chunk (it is found by keywords meanwhile).
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 @dataclass(frozen=True)
@@ -89,11 +97,19 @@ class NewChunk:
     ordinal: int
     text: str
     locator: str
-    embedding: bytes
+    embedding: bytes | None = None
+
+
+def embedding_progress(row: FileRow) -> float:
+    """The fraction of the file's chunks that have their vector (0 until it is ready)."""
+    if row.status != "ready" or not row.chunk_count:
+        return 0.0
+    return min(1.0, row.embedded_count / row.chunk_count)
 
 
 def file_to_dict(row: FileRow) -> dict[str, object]:
-    """The API's view of a file row."""
+    """The API's view of a file row: `status`/`progress` for parsing (ready = searchable by
+    keywords), `embedding_progress` 0..1 for the vectors that fill in afterwards."""
     return {
         "id": row.id,
         "filename": row.filename,
@@ -104,6 +120,8 @@ def file_to_dict(row: FileRow) -> dict[str, object]:
         "progress": round(row.progress, 4),
         "error": row.error,
         "chunk_count": row.chunk_count,
+        "embedded_count": row.embedded_count,
+        "embedding_progress": round(embedding_progress(row), 4),
         "conversation_id": row.conversation_id,
         "created_at": row.created_at.isoformat(),
     }
@@ -148,6 +166,7 @@ class FileRepo:
             status="queued",
             progress=0.0,
             chunk_count=0,
+            embedded_count=0,
             created_at=utcnow(),
         )
         folder = self._dir(user_id)
@@ -239,11 +258,21 @@ class FileRepo:
         )
 
     def unfinished(self) -> list[FileRow]:
-        """Every file whose ingestion had not finished (a restart resumes them)."""
+        """Every file whose parsing had not finished (a restart resumes them)."""
         return list(
             self.session.scalars(
                 select(FileRow)
                 .where(FileRow.status.in_(("queued", "ingesting")))
+                .order_by(FileRow.created_at)
+            )
+        )
+
+    def unembedded(self) -> list[str]:
+        """Ready files whose embeddings had not all been computed (a restart resumes them)."""
+        return list(
+            self.session.scalars(
+                select(FileRow.id)
+                .where(FileRow.status == "ready", FileRow.embedded_count < FileRow.chunk_count)
                 .order_by(FileRow.created_at)
             )
         )
@@ -256,6 +285,7 @@ class FileRepo:
         progress: float | None = None,
         error: str | None = None,
         chunk_count: int | None = None,
+        embedded_count: int | None = None,
     ) -> None:
         assert status in FILE_STATUSES
         values: dict[str, object] = {"status": status, "error": error}
@@ -263,12 +293,15 @@ class FileRepo:
             values["progress"] = max(0.0, min(1.0, progress))
         if chunk_count is not None:
             values["chunk_count"] = chunk_count
+        if embedded_count is not None:
+            values["embedded_count"] = embedded_count
         self.session.execute(update(FileRow).where(FileRow.id == file_id).values(**values))
         self.session.commit()
 
     def add_chunks(self, file_id: str, chunks: Sequence[NewChunk], progress: float) -> None:
-        """Append a batch of chunks and the progress it brings in one transaction. A bulk
-        insert, not ORM objects: nothing of the batch stays in the session afterwards."""
+        """Append a batch of chunks (usually without vectors yet) and the progress it brings in
+        one transaction. A bulk insert, not ORM objects: nothing of the batch stays in the
+        session afterwards."""
         if chunks:
             self.session.execute(
                 insert(FileChunkRow),
@@ -289,6 +322,38 @@ class FileRepo:
             .values(progress=max(0.0, min(1.0, progress)))
         )
         self.session.commit()
+
+    def chunks_to_embed(self, file_id: str, start: int, limit: int) -> list[tuple[int, str]]:
+        """(ordinal, text) of the next `limit` chunks from ordinal `start` on."""
+        rows = self.session.execute(
+            select(FileChunkRow.ordinal, FileChunkRow.text)
+            .where(FileChunkRow.file_id == file_id, FileChunkRow.ordinal >= start)
+            .order_by(FileChunkRow.ordinal)
+            .limit(limit)
+        )
+        return [(r.ordinal, r.text) for r in rows]
+
+    def set_embeddings(self, file_id: str, vectors: Sequence[tuple[int, bytes]]) -> int:
+        """Store a batch of vectors (ordinal, bytes) and move `embedded_count` past the
+        batch's last ordinal, in one transaction. Returns how many rows still existed (0: the
+        file was deleted meanwhile)."""
+        if not vectors:
+            return 0
+        # Core, not ORM, update: an executemany keyed by ordinal, nothing kept in the session.
+        table = FileChunkRow.__table__
+        updated = self.session.execute(
+            update(table)
+            .where(table.c.file_id == file_id, table.c.ordinal == bindparam("o"))
+            .values(embedding=bindparam("v")),
+            [{"o": o, "v": v} for o, v in vectors],
+        ).rowcount
+        self.session.execute(
+            update(FileRow)
+            .where(FileRow.id == file_id)
+            .values(embedded_count=max(o for o, _ in vectors) + 1)
+        )
+        self.session.commit()
+        return updated or 0
 
     def clear_chunks(self, file_id: str) -> None:
         """Drop a file's chunks (ingestion restarts from the beginning)."""
@@ -343,5 +408,6 @@ __all__ = [
     "FileRepo",
     "FileRow",
     "NewChunk",
+    "embedding_progress",
     "file_to_dict",
 ]

@@ -53,6 +53,7 @@ class Citation:
     url: str | None = None
     file_id: str | None = None
     locator: str | None = None  # where in the source: "page 3", "rows 10-20", "chunk 7"
+    chunk: int | None = None  # a file passage's ordinal: GET /api/files/{file_id}/chunks/{chunk}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -2,7 +2,7 @@
 
     result = await get_tool("files").call(ctx, {"query": "when was the contract signed?"})
     result.content     # "[1] (contract.pdf, page 3) The contract was signed on ..."
-    result.citations   # Citation(kind="file", file_id, locator, passage, index from 1 up)
+    result.citations   # Citation(kind="file", file_id, locator, chunk, passage, index from 1 up)
 
 Searches the files uploaded to `ctx.conversation_id` by the acting user plus
 `ctx.knowledge_file_ids`, which are a profile's knowledge files: those belong to the profile's
@@ -13,14 +13,18 @@ profile only ever sees them through the passages retrieved, never as file rows.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, ClassVar
 
 from sqlalchemy import select
 
+from tandem.retrieval.embeddings import Embedder, get_embedder
 from tandem.retrieval.search import search_chunks
 from tandem.store.files import FileRepo, FileRow
 from tandem.store.models import Profile
 from tandem.tools.base import Citation, Tool, ToolContext, ToolResult, register_tool
+
+log = logging.getLogger("tandem.tools.files")
 
 TOP_K = 5
 MAX_QUERY_CHARS = 2000
@@ -35,6 +39,16 @@ def _files_in_scope(ctx: ToolContext, repo: FileRepo) -> list[FileRow]:
         if owner is not None:
             rows += repo.rows_by_ids(owner, list(ctx.knowledge_file_ids))
     return list({row.id: row for row in rows}.values())
+
+
+def _embedder(ctx: ToolContext) -> Embedder | None:
+    """The process's embedder, prepared under this server's home; None (keywords only) if the
+    model cannot be loaded."""
+    try:
+        return get_embedder(ctx.settings.home)
+    except Exception:
+        log.exception("the embedding model is unavailable; searching by keywords")
+        return None
 
 
 def _search(ctx: ToolContext, query: str) -> ToolResult:
@@ -53,7 +67,13 @@ def _search(ctx: ToolContext, query: str) -> ToolResult:
             else:
                 message = "No files in this chat yet"
             return ToolResult("files", arguments, error=message)
-        hits = search_chunks(session, [r.id for r in ready], query, k=TOP_K)
+        hits = search_chunks(
+            session,
+            [r.id for r in ready],
+            query,
+            k=TOP_K,
+            embedder=_embedder(ctx) if any(r.embedded_count for r in ready) else None,
+        )
     names = {r.id: r.filename for r in ready}
     lines, citations = [], []
     for n, hit in enumerate(hits, start=ctx.citation_start):
@@ -67,6 +87,7 @@ def _search(ctx: ToolContext, query: str) -> ToolResult:
                 passage=hit.text,
                 file_id=hit.file_id,
                 locator=hit.locator,
+                chunk=hit.ordinal,
             )
         )
     if not lines:

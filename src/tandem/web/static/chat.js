@@ -1079,7 +1079,7 @@ async function loadDocuments(convId) {
     /* a server without document support: the chat works without */
   }
   renderAttachments();
-  for (const d of state.documents) if (d.status === "queued" || d.status === "ingesting") followDocument(d);
+  for (const d of state.documents) if (d.status !== "ready" || (d.embedding_progress ?? 1) < 1) followDocument(d);
 }
 
 function followDocument(doc) {

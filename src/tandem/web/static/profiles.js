@@ -1,6 +1,6 @@
 // The profiles page: my profiles and the ones shared with me; create, edit, delete, and start
 // a chat with one (its starters then appear in the empty chat).
-import { api, confirmDialog, el, toast } from "./api.js";
+import { api, confirmDialog, el, request, toast } from "./api.js";
 import { icon } from "./icons.js";
 import { initSidebar } from "./sidebar.js";
 
@@ -9,6 +9,41 @@ const dialog = document.getElementById("profile-dialog");
 const form = document.getElementById("profile-form");
 const error = document.getElementById("profile-error");
 let editing = null;
+let knowledge = []; // the editor's knowledge files: [{id, filename, status}]
+const knowledgeList = document.getElementById("knowledge-list");
+const knowledgeInput = document.getElementById("knowledge-input");
+
+function renderKnowledge() {
+  knowledgeList.replaceChildren(
+    ...knowledge.map((f) =>
+      el("li", {}, el("span", {}, f.filename || f.id), el("span", { class: "muted small" }, ` ${f.status || ""}`),
+        el("button", { type: "button", class: "icon-btn", "aria-label": `Remove ${f.filename || "file"}`, onclick: () => {
+          knowledge = knowledge.filter((k) => k !== f);
+          renderKnowledge();
+        } }, icon("x")))),
+  );
+}
+
+async function loadKnowledge(ids) {
+  knowledge = await Promise.all(ids.map((id) => api("GET", `/api/files/${encodeURIComponent(id)}`).catch(() => ({ id, filename: "(unavailable)", status: "" }))));
+  renderKnowledge();
+}
+
+// Knowledge files are the profile owner's uploads, not tied to a chat.
+knowledgeInput.addEventListener("change", async () => {
+  for (const file of knowledgeInput.files) {
+    const data = new FormData();
+    data.append("file", file, file.name);
+    try {
+      const response = await request("POST", "/api/files", { body: data });
+      knowledge.push(await response.json());
+      renderKnowledge();
+    } catch (err) {
+      toast(`${file.name}: ${err.message}`, "error");
+    }
+  }
+  knowledgeInput.value = "";
+});
 
 async function startChat(profile) {
   try {
@@ -85,6 +120,11 @@ function openEditor(p = null) {
     for (const k of ["temperature", "top_p", "max_tokens"]) form.elements[k].value = p.sampling?.[k] ?? "";
     form.elements.shared.checked = p.shared;
   }
+  const tools = new Set(p?.tools || []);
+  for (const box of form.querySelectorAll("input[name=tool]")) box.checked = tools.has(box.value);
+  knowledge = [];
+  renderKnowledge();
+  if (p?.knowledge_file_ids?.length) loadKnowledge(p.knowledge_file_ids);
   dialog.showModal();
   form.elements.name.focus();
 }
@@ -115,6 +155,8 @@ form.addEventListener("submit", async (e) => {
     model_version: form.elements.model_version.value || null,
     sampling,
     shared: form.elements.shared.checked,
+    tools: [...form.querySelectorAll("input[name=tool]:checked")].map((box) => box.value),
+    knowledge_file_ids: knowledge.map((f) => f.id),
   };
   if (!body.name) {
     error.textContent = "Give the profile a name.";

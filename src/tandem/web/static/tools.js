@@ -204,8 +204,10 @@ export async function removeDocument(id) {
 // Poll a document until it is ready or failed, calling onUpdate with each new state.
 export async function watchDocument(doc, onUpdate) {
   let current = doc;
-  while (current.status === "queued" || current.status === "ingesting") {
-    await new Promise((r) => setTimeout(r, 700));
+  const pending = (d) => d.status === "queued" || d.status === "ingesting" || (d.status === "ready" && (d.embedding_progress ?? 1) < 1);
+  while (pending(current)) {
+    // Reading takes seconds; filling in vectors for a big file can take many minutes.
+    await new Promise((r) => setTimeout(r, current.status === "ready" ? 5000 : 700));
     try {
       current = await api("GET", `/api/files/${encodeURIComponent(doc.id)}`);
     } catch {
@@ -217,9 +219,11 @@ export async function watchDocument(doc, onUpdate) {
 }
 
 export function documentChip(doc, onRemove) {
+  // Ready means searchable by keywords; meaning-based search improves as vectors fill in.
+  const embedding = doc.embedding_progress ?? 1;
   const status =
     doc.status === "ready"
-      ? "ready"
+      ? embedding < 1 ? `ready · indexing ${Math.round(100 * embedding)}%` : "ready"
       : doc.status === "failed"
         ? `failed: ${doc.error || "could not read it"}`
         : `reading… ${Math.round(100 * (doc.progress || 0))}%`;

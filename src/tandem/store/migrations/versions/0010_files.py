@@ -42,6 +42,9 @@ def upgrade() -> None:
         sa.Column("progress", sa.Float(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("chunk_count", sa.Integer(), nullable=False),
+        # Chunks are searchable by keywords once stored; vectors fill in afterwards, in
+        # ordinal order: this many have theirs.
+        sa.Column("embedded_count", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("created_at", TS, nullable=False),
     )
     op.create_index("ix_files_user_id", "files", ["user_id"])
@@ -57,7 +60,7 @@ def upgrade() -> None:
         sa.Column("ordinal", sa.Integer(), primary_key=True),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("locator", sa.String(200), nullable=False),
-        sa.Column("embedding", sa.LargeBinary(), nullable=False),
+        sa.Column("embedding", sa.LargeBinary(), nullable=True),
     )
 
 
