@@ -11,7 +11,7 @@ export TANDEM_HOME ?= $(HOME)/.local/share/tandem
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test test-fast test-model test-postgres lint format bench bench-evals screenshots system-test-deps clean
+.PHONY: setup run test test-fast test-model test-postgres lint format bench bench-evals security screenshots system-test-deps clean
 
 setup: $(STAMP)
 
@@ -59,7 +59,15 @@ bench: setup
 	$(BIN)/python -m bench.engines
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.refusal_agreement
-	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.embeddings
+	$(BIN)/python -m bench.ingest --embed-minutes 10
+
+# Every security test (docs/security.md): the fast ones that `make test` also runs, the browser
+# rendering tests, then the slow ones: Schemathesis over the whole API, kill -9 durability and
+# the 50-user load test. The durability and load benchmarks write docs/benchmarks/.
+security: setup system-test-deps
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not security_slow" tests/security tests/test_net_safe_fetch.py tests/test_sandbox.py
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m security_slow tests
 
 # The evaluation figures (docs/evals.md): IFEval on the embedded base model (541 prompts, about
 # 25 minutes on 2 cores), int8 vs fp32 on an IFEval subset, and the refusal classifier's

@@ -4,7 +4,8 @@
 
 Never `playwright install`: the browser is /usr/bin/chromium from Debian (`make
 system-test-deps` installs it). One browser per test session, a fresh context (cookies,
-storage) per test. A JavaScript error on any page fails the test that caused it.
+storage) per test. A JavaScript error or a Content-Security-Policy violation on any page fails
+the test that caused it.
 
     def test_x(web):                                  # web = the app on FakeEngines
         page = web.signed_in("ada@example.com")       # a signed-in page at /
@@ -33,6 +34,8 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 860}
 PASSWORD = "password-123"
+CSP_LISTENER = """document.addEventListener("securitypolicyviolation", (e) =>
+  console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`));"""
 
 
 def launch_chromium(playwright: Any) -> Any:
@@ -69,8 +72,19 @@ class Web:
         context = self.browser.new_context(base_url=self.base_url, viewport=viewport or DESKTOP)
         context.set_default_timeout(15_000)
         self.contexts.append(context)
+        # A Content-Security-Policy violation fails the test like a JavaScript error: the
+        # app must work under its policy, and markup a page refused to run was injected.
+        context.add_init_script(CSP_LISTENER)
         page = context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(f"{page.url}: {msg.text}")
+                if msg.type == "error" and "Content Security Policy" in msg.text
+                else None
+            ),
+        )
         return page
 
     def signed_in(self, email: str, viewport: dict[str, int] | None = None, path: str = "/") -> Any:

@@ -43,13 +43,18 @@ def tandem_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(autouse=True)
 def hermetic_embedder(request: pytest.FixtureRequest) -> Iterator[None]:
     """Files uploaded in hermetic tests are embedded by a hashed bag of words, not MiniLM
-    (which takes seconds to load); tests marked `model` get the real one."""
+    (which takes seconds to load); tests marked `model` get the real ONNX one, prepared once
+    into the shared test-model cache."""
     from tandem.retrieval.embeddings import set_embedder
 
     if request.node.get_closest_marker("model") is None:
         from fake_embedder import HashEmbedder
 
         set_embedder(HashEmbedder())
+    else:
+        from model_fixtures import SharedOnnxEmbedder
+
+        set_embedder(SharedOnnxEmbedder())
     yield
     set_embedder(None)
 

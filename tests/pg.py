@@ -45,15 +45,15 @@ class PostgresServer:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
 
-    def start(self) -> PostgresServer:
+    def start(self, durable: bool = False) -> PostgresServer:
+        """`durable`: PostgreSQL's defaults (fsync, synchronous commit), for bench.durability;
+        otherwise fsync off: a test database need not survive a power cut, and setup is fast."""
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8")
-        # fsync off: a test database need not survive a power cut, and it makes setup fast.
-        opts = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
+        if not durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         log = str(self.root / "log")
         self._run("pg_ctl", "-D", str(self.datadir), "-o", opts, "-l", log, "-w", "start")
         return self

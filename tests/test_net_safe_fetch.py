@@ -89,6 +89,70 @@ def names(monkeypatch):
     return table
 
 
+# Every spelling of loopback; tests/security/test_ssrf_surface.py drives each fetch with these.
+LOOPBACK_HOSTS = [
+    "127.0.0.1",
+    "localhost",
+    "LOCALHOST.",
+    "app.localhost",
+    "2130706433",  # decimal
+    "0177.0.0.1",  # octal
+    "0x7f.1",  # hex, short
+    "0x7f000001",
+    "017700000001",
+    "127.1",  # short
+    "127.0.0.2",
+    "0.0.0.0",
+    "0",
+    "[::1]",
+    "[::ffff:127.0.0.1]",  # IPv4-mapped IPv6
+    "[::ffff:7f00:1]",
+    "[0:0:0:0:0:ffff:127.0.0.1]",
+]
+
+
+# Private, link-local, metadata and other non-public addresses, IPv6 forms included.
+PRIVATE_URLS = [
+    "http://10.0.0.1/",
+    "http://10.255.255.254:8080/admin",
+    "http://172.16.0.1/",
+    "http://172.31.255.255/",
+    "http://192.168.1.1/",
+    "http://169.254.169.254/latest/meta-data/iam/",  # cloud metadata
+    "http://100.64.0.1/",  # carrier-grade NAT
+    "http://100.100.100.200/",  # Alibaba metadata, inside 100.64/10
+    "http://224.0.0.1/",  # multicast
+    "http://240.0.0.1/",  # reserved
+    "http://255.255.255.255/",
+    "http://[fd00::1]/",  # unique local
+    "http://[fd00:ec2::254]/",  # AWS metadata over IPv6
+    "http://[fe80::1]/",  # link-local
+    "http://[ff02::1]/",  # multicast
+    "http://[::]/",
+    "http://[::ffff:10.0.0.1]/",
+    "http://[::ffff:169.254.169.254]/",
+    "http://[::10.0.0.1]/",  # IPv4-compatible
+    "http://[2002:7f00:1::1]/",  # 6to4 of 127.0.0.1
+    "http://[2002:a00:1::1]/",  # 6to4 of 10.0.0.1
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo, client 127.0.0.1
+    "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+    "http://metadata.google.internal/computeMetadata/v1/",
+    "http://metadata/",
+    "http://public.test@10.0.0.1/",  # userinfo does not make a host
+]
+
+
+BAD_SCHEME_URLS = [
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:70/_GET",
+    "ftp://example.org/file",
+    "dict://127.0.0.1:11211/",
+    "javascript:alert(1)",
+    "data:text/html,<p>x</p>",
+    "//example.org/",
+]
+
+
 PUBLIC = ("public.test",)  # the admin allowlist that opens the test site under that name
 
 
@@ -100,65 +164,14 @@ async def test_an_allowlisted_name_is_fetched_with_its_own_host_header(site, nam
     assert page.url == f"http://public.test:{site.port}/host"
 
 
-@pytest.mark.parametrize(
-    "host",
-    [
-        "127.0.0.1",
-        "localhost",
-        "LOCALHOST.",
-        "app.localhost",
-        "2130706433",  # decimal
-        "0177.0.0.1",  # octal
-        "0x7f.1",  # hex, short
-        "0x7f000001",
-        "017700000001",
-        "127.1",  # short
-        "127.0.0.2",
-        "0.0.0.0",
-        "0",
-        "[::1]",
-        "[::ffff:127.0.0.1]",  # IPv4-mapped IPv6
-        "[::ffff:7f00:1]",
-        "[0:0:0:0:0:ffff:127.0.0.1]",
-    ],
-)
+@pytest.mark.parametrize("host", LOOPBACK_HOSTS)
 async def test_loopback_in_every_spelling_is_refused_before_connecting(site, host):
     with pytest.raises(FetchRefused, match=r"(private|internal) address"):
         await fetch(f"http://{host}:{site.port}/page")
     assert site.requests == []
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://10.0.0.1/",
-        "http://10.255.255.254:8080/admin",
-        "http://172.16.0.1/",
-        "http://172.31.255.255/",
-        "http://192.168.1.1/",
-        "http://169.254.169.254/latest/meta-data/iam/",  # cloud metadata
-        "http://100.64.0.1/",  # carrier-grade NAT
-        "http://100.100.100.200/",  # Alibaba metadata, inside 100.64/10
-        "http://224.0.0.1/",  # multicast
-        "http://240.0.0.1/",  # reserved
-        "http://255.255.255.255/",
-        "http://[fd00::1]/",  # unique local
-        "http://[fd00:ec2::254]/",  # AWS metadata over IPv6
-        "http://[fe80::1]/",  # link-local
-        "http://[ff02::1]/",  # multicast
-        "http://[::]/",
-        "http://[::ffff:10.0.0.1]/",
-        "http://[::ffff:169.254.169.254]/",
-        "http://[::10.0.0.1]/",  # IPv4-compatible
-        "http://[2002:7f00:1::1]/",  # 6to4 of 127.0.0.1
-        "http://[2002:a00:1::1]/",  # 6to4 of 10.0.0.1
-        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo, client 127.0.0.1
-        "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
-        "http://metadata.google.internal/computeMetadata/v1/",
-        "http://metadata/",
-        "http://public.test@10.0.0.1/",  # userinfo does not make a host
-    ],
-)
+@pytest.mark.parametrize("url", PRIVATE_URLS)
 async def test_private_link_local_and_metadata_addresses_are_refused(url):
     with pytest.raises(FetchRefused):
         await fetch(url, timeout_s=2)
@@ -171,18 +184,7 @@ def test_public_addresses_are_public(address):
     assert is_public_address(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "file:///etc/passwd",
-        "gopher://127.0.0.1:70/_GET",
-        "ftp://example.org/file",
-        "dict://127.0.0.1:11211/",
-        "javascript:alert(1)",
-        "data:text/html,<p>x</p>",
-        "//example.org/",
-    ],
-)
+@pytest.mark.parametrize("url", BAD_SCHEME_URLS)
 async def test_schemes_other_than_http_and_https_are_refused(url):
     with pytest.raises(FetchRefused, match="only http and https"):
         await fetch(url)

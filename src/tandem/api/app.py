@@ -15,10 +15,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 
 import tandem
+from tandem.api.access_log import install_access_log_redaction
 from tandem.api.body_limit import BodySizeLimit
 from tandem.api.errors import install_error_handlers
+from tandem.api.rate_limit import RateLimiter
+from tandem.api.responses import ERROR_RESPONSES
 from tandem.api.routes import (
     auth,
     comparisons,
@@ -34,15 +39,20 @@ from tandem.api.routes import (
     openai,
     privacy,
     profiles,
+    rollouts,
     uploads,
     users,
 )
+from tandem.api.security_headers import SecurityHeaders
 from tandem.chat import ChatService
+from tandem.core.credentials import check_admin_api_key
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
 from tandem.store import bootstrap_admin, make_engine, make_session_factory, migrate
 from tandem.store.files import MAX_FILE_BYTES
+from tandem.store.group_commit import GroupCommit
 from tandem.store.uploads import MAX_UPLOAD_BYTES
+from tandem.store.users import SESSION_TIMEOUTS, SessionTimeouts
 from tandem.web import pages
 
 log = logging.getLogger("tandem.api")
@@ -64,12 +74,17 @@ ROUTERS = (
     privacy.router,
     datasets.router,
     evals.router,
+    rollouts.router,
 )
 
 
 def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastAPI:
     """Build the app. Without `catalog`, engines come from `tandem.engines.setup`, and the app
     closes them on shutdown; a catalog passed in belongs to the caller."""
+    # Before anything else: a guessable admin key outside development mode stops the start.
+    if warning := check_admin_api_key(settings.admin_api_key, settings.development):
+        log.warning("%s (allowed because TANDEM_ENV=development)", warning)
+    install_access_log_redaction()
     owns_catalog = catalog is None
     if catalog is None:
         from tandem.engines.setup import build_catalog  # heavy imports only when serving
@@ -77,6 +92,10 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
         catalog = build_catalog(settings)
     db = make_engine(settings.database_url)
     session_factory = make_session_factory(db)
+    # Every session the app opens knows the web-session timeouts (tandem.store.users).
+    session_factory.configure(
+        info={SESSION_TIMEOUTS: SessionTimeouts(settings.session_idle, settings.session_max_age)}
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,6 +107,7 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
         ingestor.resume_unfinished()
         yield
         ingestor.shutdown()
+        signal_writes.close()
         if owns_catalog:
             catalog.close()
         db.dispose()
@@ -101,6 +121,10 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     app.state.settings = settings
     app.state.catalog = catalog
     app.state.session_factory = session_factory
+    app.state.rate_limiter = RateLimiter()  # tandem.api.rate_limit: per process
+    # Ratings and votes: many concurrent ones share one commit (tandem.store.group_commit).
+    signal_writes = GroupCommit(session_factory)
+    app.state.signal_writes = signal_writes
     # The catalog names the default model (built from settings.default_model by setup).
     app.state.chat = ChatService(
         session_factory, catalog, uploads_root=settings.home / "uploads", settings=settings
@@ -117,7 +141,23 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
         "/api/files": MAX_FILE_BYTES + 64 * 1024,
     }
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=upload_limit)
+    if settings.cors_origins:
+        # An exact allowlist, never "*"; no credentials mode: another origin's page calls the
+        # API with an API key in Authorization, never with this site's session cookie.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    if settings.allowed_hosts:
+        # Behind a proxy or on a public name: answer only to the names this server has, so a
+        # forged Host cannot steer anything built from it. No Host ever changes an auth rule.
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))
+    app.add_middleware(SecurityHeaders)  # outermost: 413s and CORS answers get them too
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)  # documented for every route
     pages.install(app)  # the web app: pages at /, assets at /static
     return app

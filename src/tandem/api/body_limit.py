@@ -7,6 +7,7 @@ themselves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 
@@ -59,24 +60,28 @@ class BodySizeLimit:
                 return
 
         received = 0
-        started = False
+        started = exceeded = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            # FastAPI turns any exception while reading a JSON body into its own 400: once
+            # the limit is passed, that answer is replaced by the 413 below.
+            if exceeded and not started:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
+        with contextlib.suppress(_TooLarge):
             await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send, 413, too_large, "body_too_large")
+        if exceeded and not started:
+            await self._reject(send, 413, too_large, "body_too_large")

@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tandem.api.deps import CurrentUser
+from tandem.api.errors import ApiError
 from tandem.store.improvements import improved_from
 from tandem.store.models import StoredGeneration, StoredMessage
 
@@ -22,6 +25,22 @@ ToolSwitch = Literal["files", "code", "web", "image"]
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def form_fields(*allowed: str) -> Any:
+    """A route dependency that gives multipart forms what `Body` gives JSON: 422 for a field
+    the route does not declare (a smuggled `user_id` is refused, not silently dropped).
+
+        @router.post("", dependencies=[form_fields("file")])
+    """
+
+    async def check(request: Request, _: CurrentUser) -> None:
+        form = await request.form()  # parsed once: FastAPI reads the same cached form
+        extra = sorted(set(form.keys()) - set(allowed))
+        if extra:
+            raise ApiError(422, f"unknown form fields: {', '.join(extra)}", "extra_forbidden")
+
+    return Depends(check)
 
 
 class SamplingIn(Body):

@@ -1,12 +1,28 @@
-"""Server-sent events: `data: <json>` lines, as OpenAI clients and the web UI read them."""
+"""Server-sent events: `data: <json>` lines, as OpenAI clients and the web UI read them.
+
+A stream outlives the request's authentication check, so `sse_response(events, request)`
+checks the request's credential again as events flow (at most every `RECHECK_S` seconds):
+once the key is revoked or the user disabled, the stream ends with an `error` event (401)
+and the generator is closed, which stops generation and stores the partial answer as
+"cancelled" (tandem.chat).
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
+from fastapi import Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from tandem.api.deps import still_authenticated
+from tandem.api.errors import error_body
+
+RECHECK_S = 0.5
 
 
 def sse(payload: Any) -> str:
@@ -14,7 +30,23 @@ def sse(payload: Any) -> str:
     return f"data: {data}\n\n"
 
 
-def sse_response(events: AsyncIterator[str]) -> StreamingResponse:
+async def _guarded(events: AsyncIterator[str], request: Request) -> AsyncIterator[str]:
+    checked = time.monotonic()
+    async with aclosing(events) as frames:  # type: ignore[type-var]
+        async for frame in frames:
+            now = time.monotonic()
+            if now - checked >= RECHECK_S:
+                checked = now
+                if not await run_in_threadpool(still_authenticated, request):
+                    message = "the API key was revoked or the account disabled"
+                    yield sse({"type": "error", **error_body(401, message, "invalid_api_key")})
+                    return
+            yield frame
+
+
+def sse_response(events: AsyncIterator[str], request: Request | None = None) -> StreamingResponse:
+    if request is not None:
+        events = _guarded(events, request)
     # no-cache and X-Accel-Buffering stop proxies from holding tokens back.
     return StreamingResponse(
         events,

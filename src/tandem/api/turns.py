@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -94,9 +95,11 @@ async def _events(turn: Turn) -> AsyncIterator[str]:
     )
 
 
-async def respond(turn: Turn, stream: bool) -> TurnPublic | StreamingResponse:
+async def respond(
+    turn: Turn, stream: bool, request: Request | None = None
+) -> TurnPublic | StreamingResponse:
     if stream:
-        return sse_response(_events(turn))
+        return sse_response(_events(turn), request)
     try:
         await turn.run()
     except EngineError as exc:

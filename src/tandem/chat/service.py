@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from tandem.chat.memory_requests import memory_request
 from tandem.chat.render import render_messages, render_system_prompt, without_images
 from tandem.chat.tooling import (
@@ -48,6 +50,7 @@ from tandem.core.messages import Message, Part
 from tandem.core.settings import Settings
 from tandem.engines.base import Chunk, Engine, EngineError
 from tandem.engines.catalog import ModelCatalog
+from tandem.rollout.routing import applicable_rollout, served_version
 from tandem.store import (
     ComparisonRepo,
     Conflict,
@@ -58,6 +61,7 @@ from tandem.store import (
     MemoryRepo,
     NotFound,
     ProfileRepo,
+    RolloutRepo,
     SessionFactory,
     SiteSettingsRepo,
     UploadRepo,
@@ -248,7 +252,12 @@ class Turn:
             # Runs on normal end, engine error, and a consumer that walked away (aclose or
             # task cancellation): what was generated is recorded either way.
             self.text = "".join(pieces)
-            self._record(final, finish, pieces, time.perf_counter() - start, ttft)
+            latency = time.perf_counter() - start
+            # A commit (an fsync on SQLite) in a worker thread, not on the event loop every
+            # other request waits on; shielded, so a cancelled turn still waits for its record.
+            await asyncio.shield(
+                asyncio.to_thread(self._record, final, finish, pieces, latency, ttft)
+            )
 
     async def run(self) -> Turn:
         async for _ in self.stream():
@@ -340,6 +349,9 @@ class ChatService:
         # Draws which turns become comparisons and shuffles their sides; seedable for tests.
         self.rng = rng or random.Random()
 
+    def _servable(self, version: str) -> bool:
+        return version in self.catalog
+
     # -- building the model input ---------------------------------------------------------
 
     def _context(self, user_id: str, conversation_id: str, model: str | None) -> _Context:
@@ -354,9 +366,21 @@ class ChatService:
                     profile = None  # the owner stopped sharing it; chat goes on without it
             custom = CustomInstructionsRepo(session).get(user_id)
             memory_on = UserRepo(session).get(user_id).memory_enabled and conv.use_memory
+            rolled = None
+            if not (model or conv.model):
+                # No pin: the rollout decides (sticky per user), read per turn so a promotion
+                # or rollback serves at once. The generation record names the version.
+                rolled = served_version(
+                    session,
+                    user_id,
+                    profile.id if profile else None,
+                    profile.model_version if profile else None,
+                    self._servable,
+                )
         model_id = (
             model
             or conv.model
+            or rolled
             or (profile.model_version if profile else None)
             or self.default_model
             or self.catalog.default_model
@@ -602,6 +626,10 @@ class ChatService:
         client's OpenAI function schemas: the model's calls come back in `turn.client_calls`
         for the client to run. A request with tools (or tool messages, `uses_tools`) for a
         model that cannot call them is InvalidInput."""
+        if model is None:
+            # The site default rollout replaces the configured default model.
+            with self.session_factory() as session:
+                model = served_version(session, user_id, None, None, self._servable)
         engine = self.catalog.get(model or self.default_model or self.catalog.default_model)
         if (tools or uses_tools) and not engine.info.supports_tools:
             raise InvalidInput(f"model {engine.model_id} does not support tool calls")
@@ -609,21 +637,65 @@ class ChatService:
             self, user_id, engine, messages, sampling or SamplingParams(), client_tools=tools
         )
 
-    def comparison_draw(self) -> tuple[str | None, str | None] | None:
+    def comparison_draw(
+        self,
+        user_id: str | None = None,
+        conversation_id: str | None = None,
+        model: str | None = None,
+    ) -> tuple[str | None, str | None] | None:
         """Whether the next user turn is answered as a blind comparison (admin setting
         `comparison_rate`, default 0), and with which two models (`comparison_models`;
-        (None, None) means two samples of the turn's own model)."""
+        (None, None) means two samples of the turn's own model).
+
+        Given the conversation, and when neither the request (`model`) nor the conversation
+        pins a model: a rollout with a candidate `in_comparisons` pits that candidate against
+        its production, at the rollout's own `comparison_rate` when it sets one."""
         with self.session_factory() as session:
             site = SiteSettingsRepo(session)
             rate = float(site.get("comparison_rate", 0.0) or 0.0)  # type: ignore[arg-type]
             models = site.get("comparison_models")
+            pair = None
+            if user_id is not None and conversation_id is not None and model is None:
+                pair, rollout_rate = self._rollout_pair(session, user_id, conversation_id)
+                rate = rollout_rate if pair is not None and rollout_rate is not None else rate
         if rate <= 0 or self.rng.random() >= rate:
             return None
+        if pair is not None:
+            return pair
         # A configured model that has since been removed must not break every chat: fall
         # back to two samples of the turn's own model.
         if isinstance(models, list) and len(models) == 2 and all(m in self.catalog for m in models):
             return str(models[0]), str(models[1])
         return None, None
+
+    def _rollout_pair(
+        self, session: Session, user_id: str, conversation_id: str
+    ) -> tuple[tuple[str, str] | None, float | None]:
+        """(production, candidate) of the conversation's rollout, and the rollout's own
+        comparison rate; (None, None) when no rollout applies or none of its servable
+        candidates is in comparisons."""
+        conv = ConversationRepo(session).get(user_id, conversation_id)
+        if conv.model:
+            return None, None
+        profile = None
+        if conv.profile_id:
+            try:
+                profile = ProfileRepo(session).get(user_id, conv.profile_id)
+            except NotFound:
+                profile = None
+        rollout = applicable_rollout(
+            session, profile.id if profile else None, profile.model_version if profile else None
+        )
+        if rollout is None or not self._servable(rollout.production_version):
+            return None, None
+        compared = [
+            c.version
+            for c in RolloutRepo(session).candidates(rollout.id)
+            if c.in_comparisons and self._servable(c.version)
+        ]
+        if not compared:
+            return None, None
+        return (rollout.production_version, self.rng.choice(compared)), rollout.comparison_rate
 
     async def compare(
         self,

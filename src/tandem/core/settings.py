@@ -17,6 +17,21 @@ TANDEM_SEARCH          the web tool's search provider, "kind:argument":
                        "searxng:http://host:8888" or "local:/path/to/docs"; unset: no web tool
 TANDEM_FETCH_ALLOW_PRIVATE  comma-separated CIDRs and host names that fetching may reach
                        although they are private (an intranet SearXNG); default empty
+TANDEM_ALLOWED_HOSTS   comma-separated host names (`*.example.com` allowed) the server answers to;
+                       other Host headers get 400. Default empty: any host (local development)
+TANDEM_CORS_ORIGINS    comma-separated origins (scheme://host[:port]) whose pages may call the
+                       API from a browser; default empty: same-origin only. "*" is refused.
+TANDEM_ENV             "production" (default) or "development"; only development serves with a
+                       guessable TANDEM_ADMIN_API_KEY (tandem.core.credentials)
+TANDEM_RATE_GENERATION          answers one user may ask for, "COUNT/PERIOD" (default 120/min;
+                                "off" disables); every key and session of the user shares it
+TANDEM_RATE_GENERATION_PER_KEY  the same for one API key (default 60/min)
+TANDEM_RATE_LOGIN_PER_ACCOUNT   log-in attempts on one email address (default 10/min)
+TANDEM_RATE_LOGIN_PER_IP        log-in attempts from one client address (default 30/min)
+TANDEM_TRUSTED_PROXIES  comma-separated CIDRs of reverse proxies whose X-Forwarded-For names
+                       the client; default empty: the socket peer is the client
+TANDEM_SESSION_IDLE_HOURS   a web session unused this long ends (default 24)
+TANDEM_SESSION_MAX_DAYS     a web session ends this long after log-in, used or not (default 30)
 """
 
 from __future__ import annotations
@@ -25,10 +40,58 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 DEFAULT_MODEL_VERSION = "smollm2-135m-instruct"
+
+
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def parse_cors_origins(value: str) -> tuple[str, ...]:
+    """TANDEM_CORS_ORIGINS as exact origins. A wildcard or anything but `scheme://host[:port]`
+    is refused: an allowlist that matched every site would let any page read a signed-in
+    user's data."""
+    origins = []
+    for item in value.split(","):
+        origin = item.strip().rstrip("/")
+        if not origin:
+            continue
+        if not _ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"TANDEM_CORS_ORIGINS: {origin!r} is not an origin like https://app.example.com"
+                " (wildcards are not allowed)"
+            )
+        origins.append(origin.lower())
+    return tuple(origins)
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """`count` requests per `period_s` seconds, in bursts of up to `count` (a token bucket)."""
+
+    count: int
+    period_s: float
+
+    @classmethod
+    def parse(cls, text: str, name: str = "rate") -> RateLimit | None:
+        """ "60/min", "5/s", "1000/hour"; "off" or "0" is None (no limit)."""
+        text = text.strip().lower()
+        if text in ("off", "0", "none"):
+            return None
+        match = re.fullmatch(r"([0-9]+)\s*/\s*([a-z]+)", text)
+        if not match or match[2] not in _PERIODS or int(match[1]) < 1:
+            raise ValueError(f'{name} must look like "60/min", "5/s" or "1000/hour", or be "off"')
+        return cls(int(match[1]), float(_PERIODS[match[2]]))
+
+
+def _rate(env: dict[str, str], name: str, default: RateLimit) -> RateLimit | None:
+    return RateLimit.parse(env[name], name) if env.get(name) else default
 
 
 def default_home() -> Path:
@@ -41,7 +104,7 @@ class BackendConfig:
 
     name: str
     base_url: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a repr or a log line
     models: tuple[str, ...] = ()  # empty: ask the server's /models
     accepts_images: bool = False  # its models take image inputs (OpenAI image_url parts)
     # Its models take OpenAI `tools` and answer with `tool_calls` (tandem.chat runs them).
@@ -89,8 +152,9 @@ class ImageBackendConfig:
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    database_url: str
-    admin_api_key: str | None = None
+    # The URL may carry the database password: out of reprs (and so of logs and tracebacks).
+    database_url: str = field(repr=False)
+    admin_api_key: str | None = field(default=None, repr=False)
     default_model: str = DEFAULT_MODEL_VERSION
     backends: tuple[BackendConfig, ...] = ()
     image_backend: ImageBackendConfig | None = None
@@ -98,7 +162,22 @@ class Settings:
     max_body_bytes: int = 1_000_000
     search: str | None = None  # TANDEM_SEARCH (tandem.tools.search_providers)
     fetch_allow_private: tuple[str, ...] = ()  # TANDEM_FETCH_ALLOW_PRIVATE (tandem.net)
+    cors_origins: tuple[str, ...] = ()  # TANDEM_CORS_ORIGINS (tandem.api.app)
+    allowed_hosts: tuple[str, ...] = ()  # TANDEM_ALLOWED_HOSTS (tandem.api.app)
+    env: str = "production"  # TANDEM_ENV: "development" relaxes the admin key check only
+    # Per process (tandem.api.rate_limit): N workers admit up to N times these.
+    rate_generation: RateLimit | None = RateLimit(120, 60)
+    rate_generation_per_key: RateLimit | None = RateLimit(60, 60)
+    rate_login_per_account: RateLimit | None = RateLimit(10, 60)
+    rate_login_per_ip: RateLimit | None = RateLimit(30, 60)
+    trusted_proxies: tuple[str, ...] = ()  # TANDEM_TRUSTED_PROXIES, CIDRs
+    session_idle: timedelta = timedelta(hours=24)
+    session_max_age: timedelta = timedelta(days=30)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
 
     @property
     def registry_dir(self) -> Path:
@@ -138,4 +217,49 @@ class Settings:
                 for item in env.get("TANDEM_FETCH_ALLOW_PRIVATE", "").split(",")
                 if item.strip()
             ),
+            cors_origins=parse_cors_origins(env.get("TANDEM_CORS_ORIGINS", "")),
+            allowed_hosts=tuple(
+                h.strip().lower()
+                for h in env.get("TANDEM_ALLOWED_HOSTS", "").split(",")
+                if h.strip()
+            ),
+            env=_env_mode(env.get("TANDEM_ENV") or "production"),
+            rate_generation=_rate(env, "TANDEM_RATE_GENERATION", RateLimit(120, 60)),
+            rate_generation_per_key=_rate(env, "TANDEM_RATE_GENERATION_PER_KEY", RateLimit(60, 60)),
+            rate_login_per_account=_rate(env, "TANDEM_RATE_LOGIN_PER_ACCOUNT", RateLimit(10, 60)),
+            rate_login_per_ip=_rate(env, "TANDEM_RATE_LOGIN_PER_IP", RateLimit(30, 60)),
+            trusted_proxies=_networks(env.get("TANDEM_TRUSTED_PROXIES", "")),
+            session_idle=timedelta(hours=_positive(env, "TANDEM_SESSION_IDLE_HOURS", 24)),
+            session_max_age=timedelta(days=_positive(env, "TANDEM_SESSION_MAX_DAYS", 30)),
         )
+
+
+def _env_mode(value: str) -> str:
+    if value not in ("production", "development"):
+        raise ValueError('TANDEM_ENV must be "production" or "development"')
+    return value
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = []
+    for item in value.split(","):
+        if item.strip():
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"TANDEM_TRUSTED_PROXIES: {item.strip()!r} is not a CIDR"
+                ) from None
+    return tuple(networks)
+
+
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env[name]) if env.get(name) else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive")
+    return value

@@ -93,6 +93,10 @@ class OnnxEngine(Engine):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
+        # No spin-waiting between operators: spinning threads keep every core busy while the
+        # web server's threads wait for one (bench/load.py, 50 users on 2 shared cores: the
+        # answers' p50 went from 7.4 s to 2.6 s; docs/security.md, "Load").
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(model_dir / decoder["filename"]), options, providers=["CPUExecutionProvider"]
         )

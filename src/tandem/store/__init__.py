@@ -22,6 +22,7 @@ from tandem.store.memories import MemoryRepo
 from tandem.store.model_versions import ModelVersionRepo
 from tandem.store.privacy import delete_user_data
 from tandem.store.profiles import CustomInstructionsRepo, ProfileRepo
+from tandem.store.rollouts import RolloutRepo
 from tandem.store.uploads import UploadRepo
 from tandem.store.users import (
     ApiKeyRepo,
@@ -49,6 +50,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ProfileRepo",
+    "RolloutRepo",
     "SessionFactory",
     "SiteSettingsRepo",
     "UploadRepo",

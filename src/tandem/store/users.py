@@ -2,6 +2,11 @@
 
 Secrets are never stored: passwords as argon2 hashes, session tokens and API keys as sha256
 (both are long random strings, so a fast hash is enough and lets a lookup use an index).
+New passwords follow `tandem.core.credentials.password_problem`; old ones still log in.
+
+A web session ends after `session_idle` without use or `session_max_age` after log-in,
+whichever comes first; the app puts both (from Settings) in its sessions' `info` under
+SESSION_TIMEOUTS, and other callers get the defaults.
 """
 
 from __future__ import annotations
@@ -9,19 +14,33 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tandem.store.errors import Conflict, NotFound, PermissionDenied
+from tandem.core.credentials import password_problem
+from tandem.store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tandem.store.models import ApiKey, SiteSetting, User, WebSession, utcnow
 
 API_KEY_PREFIX = "tk-"
-SESSION_LIFETIME = timedelta(days=30)
+SESSION_LIFETIME = timedelta(days=30)  # the default absolute lifetime
+SESSION_TIMEOUTS = "web_session_timeouts"  # the key in Session.info
+FIRST_ADMIN_CLAIM = "first_admin"  # the site_settings row the first sign-up claims
+# A live session's idle deadline moves forward at most this often: one write a minute, not one
+# per request.
+_SLIDE_EVERY = timedelta(minutes=1)
 _hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class SessionTimeouts:
+    idle: timedelta = timedelta(hours=24)
+    max_age: timedelta = SESSION_LIFETIME
 
 
 def sha256_hex(secret: str) -> str:
@@ -52,6 +71,8 @@ class UserRepo:
         email = email.strip().lower()
         if self.session.scalar(select(User.id).where(User.email == email)) is not None:
             raise Conflict("an account with this email already exists")
+        if password is not None and (problem := password_problem(password, [email, display_name])):
+            raise InvalidInput(problem)
         user = User(
             email=email,
             password_hash=_hasher.hash(password) if password is not None else None,
@@ -59,8 +80,35 @@ class UserRepo:
             is_admin=is_admin,
         )
         self.session.add(user)
-        self.session.commit()
+        try:
+            self.session.commit()
+        except IntegrityError:
+            # Another sign-up with this email committed between the check and here.
+            self.session.rollback()
+            raise Conflict("an account with this email already exists") from None
         return user
+
+    def create_first_admin(
+        self, email: str, password: str | None, display_name: str = ""
+    ) -> User | None:
+        """Create the server's first account as its admin, or return None when another
+        account claimed that first. Exactly one account ever wins, even when sign-ups race:
+        the claim is a `site_settings` row with a fixed primary key, committed in the same
+        transaction as the user, so a concurrent second claim fails on the key (PostgreSQL
+        makes it wait for the first to commit; SQLite serialises writers) and rolls back."""
+        if self.session.get(SiteSetting, FIRST_ADMIN_CLAIM) is not None or self.count() > 0:
+            return None
+        self.session.add(SiteSetting(key=FIRST_ADMIN_CLAIM, value=email.strip().lower()))
+        try:
+            self.session.flush()
+        except IntegrityError:
+            self.session.rollback()
+            return None
+        try:
+            return self.create(email, password, display_name, is_admin=True)  # commits both
+        except BaseException:
+            self.session.rollback()  # a refused password or email must not keep the claim
+            raise
 
     def get(self, user_id: str) -> User:
         user = self.session.get(User, user_id)
@@ -86,6 +134,22 @@ class UserRepo:
             return None
         if user.is_disabled:
             return None
+        return user
+
+    def change_password(self, user_id: str, current: str, new: str) -> User:
+        """Set a new password after checking the current one (an API-key-only account, which
+        has none, cannot set one here)."""
+        user = self.get(user_id)
+        try:
+            if user.password_hash is None:
+                raise VerificationError
+            _hasher.verify(user.password_hash, current)
+        except (VerificationError, InvalidHashError):
+            raise PermissionDenied("the current password is wrong") from None
+        if problem := password_problem(new, [user.email, user.display_name]):
+            raise InvalidInput(problem)
+        user.password_hash = _hasher.hash(new)
+        self.session.commit()
         return user
 
     def update_me(
@@ -127,24 +191,57 @@ class WebSessionRepo:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def create(self, user_id: str, lifetime: timedelta = SESSION_LIFETIME) -> str:
-        """Start a session; returns the token for the cookie (only its hash is stored)."""
+    def create(self, user_id: str, lifetime: timedelta | None = None) -> str:
+        """Start a session; returns the token for the cookie (only its hash is stored).
+        `expires_at` is the idle deadline (`lifetime` overrides it); the absolute one is
+        `created_at + max_age`."""
         token = secrets.token_urlsafe(32)
+        now, limits = utcnow(), self.timeouts
+        if lifetime is None:
+            lifetime = min(limits.idle, limits.max_age)
         self.session.add(
             WebSession(
-                token_hash=sha256_hex(token), user_id=user_id, expires_at=utcnow() + lifetime
+                token_hash=sha256_hex(token),
+                user_id=user_id,
+                created_at=now,
+                expires_at=now + lifetime,
             )
         )
         self.session.commit()
         return token
 
+    @property
+    def timeouts(self) -> SessionTimeouts:
+        return self.session.info.get(SESSION_TIMEOUTS) or SessionTimeouts()
+
     def user_for(self, token: str) -> User | None:
-        """The enabled user behind a live session token, else None."""
+        """The enabled user behind a live session token, else None. Using a session pushes
+        its idle deadline forward, never past its absolute one."""
         row = self.session.get(WebSession, sha256_hex(token))
-        if row is None or row.expires_at <= utcnow():
+        if row is None:
+            return None
+        now, limits = utcnow(), self.timeouts
+        ends = row.created_at + limits.max_age
+        if row.expires_at <= now or ends <= now:
+            self.session.delete(row)  # expired: gone for good, not just refused
+            self.session.commit()
             return None
         user = self.session.get(User, row.user_id)
-        return None if user is None or user.is_disabled else user
+        if user is None or user.is_disabled:
+            return None
+        slid = min(now + limits.idle, ends)
+        # A deadline further out than today's idle setting allows (the setting was lowered)
+        # comes in at once.
+        if slid - row.expires_at >= _SLIDE_EVERY or row.expires_at > slid:
+            row.expires_at = slid
+            self.session.commit()
+        return user
+
+    def delete_all(self, user_id: str) -> int:
+        """End every web session of the user ("log out everywhere"); returns how many."""
+        result = self.session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+        self.session.commit()
+        return result.rowcount or 0
 
     def delete(self, token: str) -> None:
         row = self.session.get(WebSession, sha256_hex(token))
@@ -186,12 +283,18 @@ class ApiKeyRepo:
     def user_for(self, key: str) -> User | None:
         """The enabled user owning this unrevoked key, else None."""
         digest = sha256_hex(key)
-        for row in self.session.scalars(select(ApiKey).where(ApiKey.prefix == key_prefix(key))):
-            if hmac.compare_digest(row.key_hash, digest):
-                if row.revoked_at is not None:
+        # The key and its user in one query: every API request runs it (on PostgreSQL each
+        # query is a round trip; bench/durability.py).
+        found = self.session.execute(
+            select(ApiKey.key_hash, ApiKey.revoked_at, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.prefix == key_prefix(key))
+        )
+        for key_hash, revoked_at, user in found:
+            if hmac.compare_digest(key_hash, digest):
+                if revoked_at is not None:
                     return None
-                user = self.session.get(User, row.user_id)
-                return None if user is None or user.is_disabled else user
+                return None if user.is_disabled else user
         return None
 
 

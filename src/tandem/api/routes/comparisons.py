@@ -10,7 +10,8 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from tandem.api.deps import ChatDep, CurrentUser, SessionDep
+from tandem.api.deps import ChatDep, CurrentUser, SessionDep, SignalWrites
+from tandem.api.rate_limit import GenerationQuota
 from tandem.api.schemas import MAX_TEXT, Body, Id, ModelId, SamplingIn
 from tandem.api.schemas import sampling_overrides as overrides
 from tandem.store import ComparisonRepo, ConversationRepo, GenerationRepo
@@ -79,6 +80,7 @@ def comparison_public(session: Session, user_id: str, row: Comparison) -> Compar
     "/conversations/{conversation_id}/comparisons",
     status_code=status.HTTP_201_CREATED,
     response_model=ComparisonPublic,
+    dependencies=[GenerationQuota],
 )
 async def create_comparison(
     conversation_id: Id,
@@ -109,6 +111,10 @@ def get_comparison(comparison_id: Id, user: CurrentUser, session: SessionDep):
 
 
 @router.post("/comparisons/{comparison_id}/vote", response_model=ComparisonPublic)
-def vote(comparison_id: Id, body: VoteIn, user: CurrentUser, session: SessionDep):
-    row = ComparisonRepo(session).vote(user.id, comparison_id, body.verdict)
+def vote(
+    comparison_id: Id, body: VoteIn, user: CurrentUser, session: SessionDep, writes: SignalWrites
+):
+    # Shares a commit with concurrent ratings and votes (tandem.store.group_commit); the answer
+    # is built after that commit, from this request's own session.
+    row = writes.run(lambda s: ComparisonRepo(s).vote(user.id, comparison_id, body.verdict))
     return comparison_public(session, user.id, row)

@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from tandem.api.deps import CatalogDep, ChatDep, CurrentUser, SessionDep
+from tandem.api.rate_limit import GenerationQuota
+from tandem.api.responses import NATIVE_STREAM
 from tandem.api.routes.comparisons import ComparisonPublic, comparison_public
 from tandem.api.schemas import (
     MAX_TEXT,
@@ -158,15 +160,21 @@ def delete_conversation(conversation_id: Id, user: CurrentUser, session: Session
 @router.post(
     "/{conversation_id}/messages",
     response_model=TurnPublic | ComparisonTurnPublic,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses=NATIVE_STREAM,
+    dependencies=[GenerationQuota],
 )
 async def send_message(
-    conversation_id: Id, body: MessageCreate, user: CurrentUser, chat: ChatDep, session: SessionDep
+    conversation_id: Id,
+    body: MessageCreate,
+    user: CurrentUser,
+    chat: ChatDep,
+    session: SessionDep,
+    request: Request,
 ):
     """Continue the conversation. Usually one answer (`TurnPublic`); on a share of turns
     (admin setting `comparison_rate`) a blind comparison instead (`{"comparison": …}`, or
     one `{"type": "comparison", …}` event when streaming)."""
-    models = await run_in_threadpool(chat.comparison_draw)
+    models = await run_in_threadpool(chat.comparison_draw, user.id, conversation_id, body.model)
     if models is not None:
         outcome = await chat.compare(
             user.id,
@@ -200,7 +208,7 @@ async def send_message(
         body.attachments,
         body.tools,
     )
-    return await respond(turn, body.stream)
+    return await respond(turn, body.stream, request)
 
 
 class CurrentIn(Body):

@@ -3,15 +3,18 @@ withdraw one. Rating a conversation message lives in the messages router."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import Field
+from sqlalchemy.orm import Session
 
-from tandem.api.deps import CurrentUser, SessionDep
+from tandem.api.deps import CurrentUser, SessionDep, SignalWrites
 from tandem.api.schemas import Body, Id, Public
 from tandem.store import FeedbackRepo
+from tandem.store.models import Feedback
 
 router = APIRouter(prefix="/api", tags=["feedback"])
 
@@ -42,12 +45,16 @@ def generation_id_of(completion_id: str) -> str:
 
 
 @router.post("/generations/{generation_id}/feedback", response_model=FeedbackPublic)
-def rate_generation(
-    generation_id: Id, body: FeedbackCreate, user: CurrentUser, session: SessionDep
+async def rate_generation(
+    generation_id: Id, body: FeedbackCreate, user: CurrentUser, writes: SignalWrites
 ):
-    return FeedbackRepo(session).rate_generation(
-        user.id, generation_id_of(generation_id), body.rating, body.reasons, body.comment
-    )
+    def write(session: Session) -> Feedback:
+        return FeedbackRepo(session).rate_generation(
+            user.id, generation_id_of(generation_id), body.rating, body.reasons, body.comment
+        )
+
+    # Answered once the batch holding this rating has committed (tandem.store.group_commit).
+    return await asyncio.wrap_future(writes.submit(write))
 
 
 @router.delete("/generations/{generation_id}/feedback", status_code=status.HTTP_204_NO_CONTENT)

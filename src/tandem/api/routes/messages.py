@@ -3,12 +3,17 @@ improve (rewrite) an answer, remember a message."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+import asyncio
+
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
+from sqlalchemy.orm import Session
 
-from tandem.api.deps import ChatDep, CurrentUser, SessionDep
+from tandem.api.deps import ChatDep, CurrentUser, SessionDep, SignalWrites
 from tandem.api.errors import ApiError
+from tandem.api.rate_limit import GenerationQuota
+from tandem.api.responses import NATIVE_STREAM
 from tandem.api.routes.feedback import FeedbackCreate, FeedbackPublic
 from tandem.api.routes.improvements import ImprovementCreated, ImprovementPublic
 from tandem.api.routes.memories import MemoryPublic
@@ -17,6 +22,7 @@ from tandem.api.schemas import sampling_overrides as overrides
 from tandem.api.turns import TurnPublic, respond
 from tandem.store import ConversationRepo, FeedbackRepo, ImprovementRepo, MemoryRepo
 from tandem.store.memories import MAX_MEMORY_CHARS
+from tandem.store.models import Feedback
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
@@ -35,30 +41,49 @@ class ImproveIn(Body):
     content: str = Field(min_length=1, max_length=MAX_TEXT, description="the better answer")
 
 
-@router.post("/{message_id}/regenerate", response_model=TurnPublic)
-async def regenerate(message_id: Id, body: RegenerateIn, user: CurrentUser, chat: ChatDep):
+@router.post(
+    "/{message_id}/regenerate",
+    response_model=TurnPublic,
+    responses=NATIVE_STREAM,
+    dependencies=[GenerationQuota],
+)
+async def regenerate(
+    message_id: Id, body: RegenerateIn, user: CurrentUser, chat: ChatDep, request: Request
+):
     """A new answer beside assistant message `message_id`, to the same question."""
     turn = await run_in_threadpool(
         chat.regenerate, user.id, message_id, body.model, overrides(body.sampling)
     )
-    return await respond(turn, body.stream)
+    return await respond(turn, body.stream, request)
 
 
-@router.post("/{message_id}/edit", response_model=TurnPublic)
-async def edit(message_id: Id, body: EditIn, user: CurrentUser, chat: ChatDep):
+@router.post(
+    "/{message_id}/edit",
+    response_model=TurnPublic,
+    responses=NATIVE_STREAM,
+    dependencies=[GenerationQuota],
+)
+async def edit(message_id: Id, body: EditIn, user: CurrentUser, chat: ChatDep, request: Request):
     """A new user message beside `message_id` (same parent), then its answer."""
     turn = await run_in_threadpool(
         chat.edit, user.id, message_id, body.content, body.model, overrides(body.sampling)
     )
-    return await respond(turn, body.stream)
+    return await respond(turn, body.stream, request)
 
 
 @router.post("/{message_id}/feedback", response_model=FeedbackPublic)
-def rate_message(message_id: Id, body: FeedbackCreate, user: CurrentUser, session: SessionDep):
+async def rate_message(
+    message_id: Id, body: FeedbackCreate, user: CurrentUser, writes: SignalWrites
+):
     """Rate an answer; rating it again supersedes the previous rating."""
-    return FeedbackRepo(session).rate_message(
-        user.id, message_id, body.rating, body.reasons, body.comment
-    )
+
+    def write(session: Session) -> Feedback:
+        return FeedbackRepo(session).rate_message(
+            user.id, message_id, body.rating, body.reasons, body.comment
+        )
+
+    # Answered once the batch holding this rating has committed (tandem.store.group_commit).
+    return await asyncio.wrap_future(writes.submit(write))
 
 
 @router.get("/{message_id}/feedback", response_model=FeedbackPublic)

@@ -22,11 +22,13 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field, model_validator
 
 from tandem.api.deps import CatalogDep, ChatDep, CurrentUser
 from tandem.api.errors import ApiError, error_body
+from tandem.api.rate_limit import GenerationQuota
+from tandem.api.responses import OPENAI_STREAM
 from tandem.api.schemas import MAX_TEXT, Body, ModelId
 from tandem.api.sse import sse, sse_response
 from tandem.chat import Turn, resolve_sampling
@@ -204,8 +206,10 @@ def list_models(_: CurrentUser, catalog: CatalogDep) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-@router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, user: CurrentUser, chat: ChatDep):
+@router.post("/chat/completions", responses=OPENAI_STREAM, dependencies=[GenerationQuota])
+async def chat_completions(
+    body: ChatCompletionRequest, user: CurrentUser, chat: ChatDep, request: Request
+):
     messages = [m.to_message() for m in body.messages]
     turns = [
         chat.generate(
@@ -222,7 +226,7 @@ async def chat_completions(body: ChatCompletionRequest, user: CurrentUser, chat:
     model = turns[0].model
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse_response(_stream(turns, model, created, include_usage))
+        return sse_response(_stream(turns, model, created, include_usage), request)
     try:
         await asyncio.gather(*(t.run() for t in turns))
     except EngineError as exc:

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 
 from tandem.api.deps import CurrentUser, SessionDep, SettingsDep
 from tandem.api.errors import ApiError
-from tandem.api.schemas import Id, Public
+from tandem.api.schemas import Id, Public, form_fields
 from tandem.store import UploadRepo
 from tandem.store.uploads import MAX_UPLOAD_BYTES
 
@@ -46,7 +46,12 @@ async def _read_limited(file: UploadFile) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UploadPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UploadPublic,
+    dependencies=[form_fields("file")],
+)
 async def upload(file: UploadFile, user: CurrentUser, session: SessionDep, settings: SettingsDep):
     data = await _read_limited(file)
     # Writing and fsyncing the file blocks: keep it off the event loop.

@@ -31,7 +31,8 @@ form?.addEventListener("submit", async (e) => {
     location.assign(destination());
   } catch (err) {
     let message = err.message;
-    if (err instanceof ApiError && err.status === 422) message = "Check the email address and password.";
+    // The password rule's refusals ("one of the most common passwords") are worth reading.
+    if (err instanceof ApiError && err.status === 422 && !/password/i.test(err.message)) message = "Check the email address and password.";
     if (err instanceof ApiError && err.status === 409) message = "An account with this email already exists. Log in instead.";
     error.textContent = message;
     error.hidden = false;

@@ -161,7 +161,8 @@ function splitRow(line) {
 
 function table(header, sep, rows) {
   const aligns = splitRow(sep).map((c) => (c.startsWith(":") && c.endsWith(":") ? "center" : c.endsWith(":") ? "right" : ""));
-  const cell = (tag, text, i) => `<${tag}${aligns[i] ? ` style="text-align:${aligns[i]}"` : ""}>${inline(text)}</${tag}>`;
+  // A class, not a style attribute: the CSP allows no inline style.
+  const cell = (tag, text, i) => `<${tag}${aligns[i] ? ` class="align-${aligns[i]}"` : ""}>${inline(text)}</${tag}>`;
   const head = splitRow(header).map((c, i) => cell("th", c, i)).join("");
   const body = rows.map((r) => `<tr>${splitRow(r).map((c, i) => cell("td", c, i)).join("")}</tr>`).join("");
   return `<div class="table-wrap"><table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div>`;
