@@ -63,8 +63,9 @@ bench: setup
 	$(BIN)/python -m bench.ingest --embed-minutes 10
 
 # Every security test (docs/security.md): the fast ones that `make test` also runs, the browser
-# rendering tests, then the slow ones: Schemathesis over the whole API, kill -9 durability and
-# the 50-user load test. The durability and load benchmarks write docs/benchmarks/.
+# rendering tests, then the slow ones: Schemathesis over the whole API, kill -9 durability and a
+# short load test. The full figures in docs/benchmarks/ come from `python -m bench.durability`
+# (~1 min) and `python -m bench.load` (50 users, 5 min).
 security: setup system-test-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not security_slow" tests/security tests/test_net_safe_fetch.py tests/test_sandbox.py
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m security_slow tests

@@ -93,13 +93,6 @@ def build_root(cfg: dict) -> str:
     new = cfg["root_dir"]
     mount("none", "/", None, MS_REC | MS_PRIVATE)  # nothing propagates back to the host
     mount("tandem-root", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-    for src in cfg["ro_binds"]:
-        if src.startswith(("/sandbox", "/tmp", "/dev", "/proc")):
-            fail(f"{src} cannot be bound: the sandbox's own directories live there")
-        make_dirs(new + src)
-        bind_readonly(src, new + src)
-    for link, target in cfg["symlinks"].items():
-        os.symlink(target, new + link)
     # /dev: only the harmless character devices Python and numpy use.
     make_dirs(new + "/dev")
     mount("tandem-dev", new + "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")
@@ -123,6 +116,15 @@ def build_root(cfg: dict) -> str:
             flags,
             f"size={size_mb}m,nr_inodes=4096,mode={mode},{owner}",
         )
+    # The runtime is bound after the private /tmp is mounted, so a Python that lives under
+    # /tmp (a checkout in /tmp, as CI machines often have) is visible inside it, read-only.
+    for src in cfg["ro_binds"]:
+        if src.startswith(("/sandbox", "/dev", "/proc")):
+            fail(f"{src} cannot be bound: the sandbox's own directories live there")
+        make_dirs(new + src)
+        bind_readonly(src, new + src)
+    for link, target in cfg["symlinks"].items():
+        os.symlink(target, new + link)
     make_dirs(new + "/sandbox/code")
     bind_readonly(cfg["in_dir"], new + "/sandbox/code")
     # The chat's files, copied (not bound: the child may read them, never the host's copy).
