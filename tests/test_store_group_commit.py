@@ -121,3 +121,98 @@ def test_writes_after_close_start_a_new_writer(engine: Engine) -> None:
     assert writes.run(lambda s: MemoryRepo(s).create(user_id, "two").text) == "two"
     writes.close()
     assert _memories(factory, user_id) == ["one", "two"]
+
+
+def test_a_batch_of_ratings_is_applied_as_one_rating_after_another(engine: Engine) -> None:
+    # Ratings are applied together (Rating.apply_all: a few statements per batch, not per
+    # rating); each gets what rate_message/rate_generation alone would give, in order.
+    from tandem.core import GenerationRecord, Message, SamplingParams
+    from tandem.store import ConversationRepo, FeedbackRepo, GenerationRepo, NotFound
+    from tandem.store.feedback import Rating
+
+    factory = make_session_factory(engine)
+    record = GenerationRecord(
+        model_version="fake-model",
+        engine="fake",
+        sampling=SamplingParams(),
+        seed=1,
+        rendered_prompt="q",
+        prompt_tokens=1,
+        completion_tokens=1,
+        latency_s=0.01,
+        time_to_first_token_s=0.001,
+        finish_reason="stop",
+    )
+    with factory() as session:
+        alice = UserRepo(session).create("alice@example.com", "password-123").id
+        bob = UserRepo(session).create("bob@example.com", "password-123").id
+        convs = ConversationRepo(session)
+        conv = convs.create(alice, "c").id
+        question = convs.add_message(alice, conv, Message.text("user", "q"), None).id
+        answers, generations = [], []
+        for text in ("a", "b"):
+            gen = GenerationRepo(session).add(alice, record, output_text=text)
+            generations.append(gen.id)
+            answers.append(
+                convs.add_message(
+                    alice, conv, Message.text("assistant", text), question, generation_id=gen.id
+                ).id
+            )
+        bob_gen = GenerationRepo(session).add(bob, record, output_text="x").id
+        first = FeedbackRepo(session).rate_message(alice, answers[0], "down", (), "before")
+
+    writes = GroupCommit(factory)
+    release = threading.Event()
+    head = writes.submit(lambda s: release.wait(10))
+    ratings = [
+        Rating(alice, "up", ("too_long", "too_long"), "one", message_id=answers[0]),
+        Rating(bob, "up", message_id=answers[0]),  # not bob's: 404
+        Rating(alice, "up", message_id=question),  # no model answered it: 422
+        Rating(alice, "down", ("boring",), message_id=answers[1]),  # unknown reason: 422
+        Rating(alice, "down", (), "two", message_id=answers[0]),  # the same answer again
+        Rating(alice, "up", (), "three", generation_id=generations[1]),
+        Rating(alice, "up", generation_id=bob_gen),  # bob's generation: 404
+        Rating(alice, "up", message_id="nosuchmessage"),
+    ]
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    futures = [writes.submit(r) for r in ratings]
+    release.set()
+    head.result(10)
+    outcomes = []
+    for future in futures:
+        try:
+            outcomes.append(future.result(10))
+        except Exception as exc:
+            outcomes.append(exc)
+    writes.close()
+    kinds = [type(o).__name__ for o in outcomes]
+    assert kinds == [
+        "Feedback",
+        "NotFound",
+        "InvalidInput",
+        "InvalidInput",
+        "Feedback",
+        "Feedback",
+        "NotFound",
+        "NotFound",
+    ]
+    assert isinstance(outcomes[1], NotFound) and isinstance(outcomes[7], NotFound)
+    one, two, three = outcomes[0], outcomes[4], outcomes[5]
+    assert one.reasons == ["too_long"] and one.generation_id == generations[0]
+    assert one.superseded_at is not None and two.superseded_at is None  # two came after one
+    assert two.created_at > one.created_at
+    assert three.message_id is None and three.generation_id == generations[1]
+    writes_sql = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    assert len(writes_sql) <= 4  # two rounds (answer 0 twice) of one UPDATE + one INSERT
+
+    with factory() as session:
+        fb = FeedbackRepo(session)
+        assert sorted(f.comment for f in fb.list(alice)) == ["three", "two"]
+        history = {f.comment: f for f in fb.list(alice, include_history=True)}
+        assert set(history) == {"before", "one", "two", "three"}
+        assert history["before"].superseded_at is not None
+        assert history["one"].superseded_at == two.created_at
+        assert history["two"].rating == "down" and history["two"].superseded_at is None
+        assert fb.list(bob) == []
+    assert first.id in {f.id for f in history.values()}

@@ -21,6 +21,14 @@ No batching delay: while one batch commits (SQLite with synchronous=FULL spends 
 fsync here), the next requests queue up and form the next batch, so the batch size grows with
 the load by itself and a lone write commits at once.
 
+A write may also be an object with an `apply_all(session, writes)` static method (see
+`tandem.store.feedback.Rating`): a run of such writes of one type is applied by one call, which
+checks every write first, returns `(False, exception)` for those that fail their checks (their
+own 4xx, nothing written for them) and writes the rest with a few statements for the whole run
+(on PostgreSQL each statement is a round trip: per-write statements bound the throughput).
+If `apply_all` raises, the batch is replayed as above, each write alone (`write(session)`) in
+its savepoint.
+
 The write functions are ordinary repository calls. Repositories commit when their write is
 done; in a batch, that commit only flushes (see `BatchSession`), and the batch commits.
 """
@@ -145,7 +153,22 @@ class GroupCommit:
         outcomes: list[tuple[bool, Any]] = []
         with self._factory() as session:
             _begin_write(session)
-            for write, _ in writes:
+            i = 0
+            while i < len(writes):
+                write = writes[i][0]
+                apply_all = None if isolate else getattr(write, "apply_all", None)
+                if apply_all is not None:
+                    # A run of writes of one kind that can be applied together: a handful of
+                    # statements for the whole run instead of a few per write.
+                    j = i + 1
+                    while j < len(writes) and type(writes[j][0]) is type(write):
+                        j += 1
+                    try:
+                        outcomes.extend(apply_all(session, [w for w, _ in writes[i:j]]))
+                    except Exception as exc:
+                        raise _WriteFailed from exc
+                    i = j
+                    continue
                 try:
                     if isolate:
                         with session.begin_nested():
@@ -156,6 +179,7 @@ class GroupCommit:
                     if not isolate:
                         raise _WriteFailed from exc
                     outcomes.append((False, exc))
+                i += 1
             session.commit_batch()  # type: ignore[attr-defined]
         return outcomes
 

@@ -9,12 +9,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import Field
-from sqlalchemy.orm import Session
 
 from tandem.api.deps import CurrentUser, SessionDep, SignalWrites
 from tandem.api.schemas import Body, Id, Public
 from tandem.store import FeedbackRepo
-from tandem.store.models import Feedback
+from tandem.store.feedback import Rating
 
 router = APIRouter(prefix="/api", tags=["feedback"])
 
@@ -48,11 +47,13 @@ def generation_id_of(completion_id: str) -> str:
 async def rate_generation(
     generation_id: Id, body: FeedbackCreate, user: CurrentUser, writes: SignalWrites
 ):
-    def write(session: Session) -> Feedback:
-        return FeedbackRepo(session).rate_generation(
-            user.id, generation_id_of(generation_id), body.rating, body.reasons, body.comment
-        )
-
+    write = Rating(
+        user.id,
+        body.rating,
+        tuple(body.reasons),
+        body.comment,
+        generation_id=generation_id_of(generation_id),
+    )
     # Answered once the batch holding this rating has committed (tandem.store.group_commit).
     return await asyncio.wrap_future(writes.submit(write))
 

@@ -8,7 +8,6 @@ import asyncio
 from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
-from sqlalchemy.orm import Session
 
 from tandem.api.deps import ChatDep, CurrentUser, SessionDep, SignalWrites
 from tandem.api.errors import ApiError
@@ -21,8 +20,8 @@ from tandem.api.schemas import MAX_TEXT, Body, Id, MessagePublic, ModelId, Sampl
 from tandem.api.schemas import sampling_overrides as overrides
 from tandem.api.turns import TurnPublic, respond
 from tandem.store import ConversationRepo, FeedbackRepo, ImprovementRepo, MemoryRepo
+from tandem.store.feedback import Rating
 from tandem.store.memories import MAX_MEMORY_CHARS
-from tandem.store.models import Feedback
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
@@ -77,11 +76,7 @@ async def rate_message(
 ):
     """Rate an answer; rating it again supersedes the previous rating."""
 
-    def write(session: Session) -> Feedback:
-        return FeedbackRepo(session).rate_message(
-            user.id, message_id, body.rating, body.reasons, body.comment
-        )
-
+    write = Rating(user.id, body.rating, tuple(body.reasons), body.comment, message_id=message_id)
     # Answered once the batch holding this rating has committed (tandem.store.group_commit).
     return await asyncio.wrap_future(writes.submit(write))
 
