@@ -1,0 +1,149 @@
+"""Offline evals of one version for the flywheel, with the base's results cached.
+
+    examples = suite_examples("xstest", limit=8)   # 4 safe + 4 contrast
+    runs = evaluate_version(session, catalog, "smollm2-135m-instruct", suites, params,
+                            cache_dir=Path(".cache/flywheel"), owner_id=admin_id)
+    runs["ifeval"]["summary"]["average_strict"], runs["ifeval"]["cached"]
+
+The base model does not change between turns, so its runs are cached under a key of model
+version + engine backend + sampling + the suite's items (ids and prompts): a later turn, even
+in a fresh home, copies the cached run into its database (so the gates find it) instead of
+generating 1,000-odd answers again. A trained candidate is new every turn and is never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tandem.core.generation import SamplingParams
+from tandem.engines.catalog import ModelCatalog
+from tandem.evals.runs import run_suite
+from tandem.evals.tasks import Example, Task, get_task
+from tandem.store.evals import EvalItem, EvalRepo
+
+SUITES = ("ifeval", "xstest", "behavior_spec")
+
+
+def suite_examples(task: Task, limit: int | None) -> list[Example]:
+    """The first `limit` items; for XSTest half safe and half contrast prompts, so a short run
+    still measures both refusal rates."""
+    if limit is None:
+        return list(task.examples())
+    if task.name != "xstest":
+        return list(itertools.islice(task.examples(), limit))
+    safe = [e for e in task.examples() if e.data.get("safe")]
+    contrast = [e for e in task.examples() if not e.data.get("safe")]
+    half = (limit + 1) // 2
+    return safe[:half] + contrast[: limit - half]
+
+
+def items_hash(examples: Sequence[Example]) -> str:
+    payload = [[e.id, [m.to_dict() for m in e.messages]] for e in examples]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def cache_key(
+    version: str, backend: str, params: SamplingParams, suite: str, examples: Sequence[Example]
+) -> str:
+    key = [version, backend, params.to_dict(), suite, items_hash(examples)]
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _cache_file(cache_dir: Path, suite: str, key: str) -> Path:
+    return cache_dir / f"{suite}-{key}.json"
+
+
+def _save_cache(path: Path, run: Any, items: Sequence[Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "suite": run.suite,
+        "model_version": run.model_version,
+        "backend": run.backend,
+        "sampling": run.sampling,
+        "summary": run.summary,
+        "wall_seconds": run.wall_seconds,
+        "items": [
+            {
+                "example_id": i.example_id,
+                "prompt_messages": i.prompt_messages,
+                "response": i.response,
+                "passed": i.passed,
+                "scores": i.scores,
+                "details": i.details,
+            }
+            for i in items
+        ],
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _import_cached(session: Session, path: Path, owner_id: str) -> Any:
+    """The cached run as a new finished run in this database (items without generation rows:
+    the answers were generated in another turn's home)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    repo = EvalRepo(session)
+    run = repo.start_run(
+        data["suite"], data["model_version"], data["backend"], data["sampling"], owner_id
+    )
+    items = [EvalItem(**item) for item in data["items"]]
+    summary = {**data["summary"], "cached_from": path.name}
+    return repo.finish_run(run.id, items, summary, wall_seconds=data["wall_seconds"] or 0.0)
+
+
+def evaluate_version(
+    session: Session,
+    catalog: ModelCatalog,
+    version: str,
+    suites: Mapping[str, int | None],
+    params: SamplingParams,
+    *,
+    owner_id: str,
+    cache_dir: Path | None = None,
+    concurrency: int = 16,
+    tasks: Callable[[str], Task] = get_task,
+) -> dict[str, dict[str, Any]]:
+    """{suite: {run_id, summary, wall_seconds, seconds, cached, n}} for `version`; suites maps
+    a suite name to its item limit (None: all). With `cache_dir`, reads and writes the cache."""
+    engine = catalog.get(version)
+    out: dict[str, dict[str, Any]] = {}
+    for suite, limit in suites.items():
+        task = tasks(suite)
+        examples = suite_examples(task, limit)
+        key = cache_key(version, engine.backend, params, suite, examples)
+        path = _cache_file(cache_dir, suite, key) if cache_dir is not None else None
+        start = time.perf_counter()
+        cached = path is not None and path.exists()
+        if cached:
+            run = _import_cached(session, path, owner_id)  # type: ignore[arg-type]
+        else:
+            run = run_suite(
+                session,
+                task,
+                engine,
+                params,
+                owner_id=owner_id,
+                concurrency=concurrency,
+                examples=examples,
+            )
+            if path is not None:
+                _save_cache(path, run, EvalRepo(session).items(run.id))
+        out[suite] = {
+            "run_id": run.id,
+            "n": len(examples),
+            "summary": run.summary,
+            "wall_seconds": run.wall_seconds,
+            "seconds": round(time.perf_counter() - start, 3),
+            "cached": cached,
+            "cache_key": key,
+        }
+    return out
