@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
+from tandem.cli.db import cli_session as _session
 from tandem.core.settings import Settings
 
 eval_app = typer.Typer(help="Evaluate model versions: offline suites and online metrics.")
@@ -36,20 +34,6 @@ BootstrapOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")]
 LimitOpt = Annotated[int | None, typer.Option(min=1, help="Only the first N items.")]
 MaxTokensOpt = Annotated[int, typer.Option(min=1, max=32_768)]
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    from tandem.store import make_engine, make_session_factory, migrate
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    engine = make_engine(Settings.from_env().database_url)
-    migrate(engine)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 @eval_app.command("arena-ratings")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -26,7 +25,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from tandem.core.settings import Settings
+from tandem.cli.db import cli_session as _session
 
 rollout_app = typer.Typer(help="Roll model versions out: A/B shares, comparisons, gates.")
 
@@ -42,20 +41,6 @@ def _actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    from tandem.store import make_engine, make_session_factory, migrate
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    engine = make_engine(Settings.from_env().database_url)
-    migrate(engine)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def _fail(message: str) -> None:
