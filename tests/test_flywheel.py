@@ -390,9 +390,19 @@ def test_simulated_signals_become_preference_and_kto_snapshots(
     from tandem.api.app import create_app
     from tandem.flywheel.run import stage_dataset, stage_simulate
 
+    class ParityEngine(FakeEngine):
+        """The answer depends only on the request's seed, never on the order concurrent
+        requests arrive in: the two samples of a comparison get seeds n and n + 1, so one
+        repeats the prompt (which follows many instructions) and the other says "ok"."""
+
+        async def stream(self, messages, params):  # type: ignore[no-untyped-def]
+            prompt = next(m.content for m in reversed(messages) if m.role == "user")
+            self.script = [prompt if (params.seed or 0) % 2 == 0 else "ok"]
+            async for chunk in super().stream(messages, params):
+                yield chunk
+
     catalog = ModelCatalog(default_model="fake-model")
-    # Samples cycle through the script, so the two answers of a comparison differ.
-    catalog.add(FakeEngine("fake-model", script=[HELPFUL, REFUSAL, "ok", "HELLO THERE."]))
+    catalog.add(ParityEngine("fake-model"))
     key = "tk-" + secrets.token_urlsafe(30)
     fast = dataclasses.replace(
         settings, admin_api_key=key, rate_generation=None, rate_generation_per_key=None
