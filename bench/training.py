@@ -4,8 +4,11 @@
     python -m bench.training         # ~5 minutes on 2 cores (3 rounds x 2 runs)
     python -m bench.training --quick # one round, fewer pairs: for iterating (docs untouched)
 
-Both sides train the embedded model (SmolLM2-135M-Instruct, fp32 on the CPU) on the same
-synthetic preference pairs (written here; never benchmark data), with the same settings:
+Both sides train the embedded model (SmolLM2-135M-Instruct) on the same synthetic preference
+pairs (written here; never benchmark data), each with its own defaults for the machine (TRL:
+bf16 autocast and gradient checkpointing; tandem on a CPU with native bf16: bf16 autocast, no
+checkpointing, and the LM head scoring only completion tokens, tandem.train.cpu), and with the
+same settings:
 LoRA r=16/alpha=32 on all linear layers, batch 4, max_length 256, the same number of steps,
 seed, learning rate, beta, and reference log-probs precomputed (the reference is the base
 with the adapter disabled on both sides). Each run is its own process; rounds alternate the
@@ -70,7 +73,7 @@ args = DPOConfig(
     output_dir=out_dir, per_device_train_batch_size=s["batch_size"], max_steps=s["max_steps"],
     max_length=s["max_length"], learning_rate=s["learning_rate"], beta=s["beta"], seed=s["seed"],
     precompute_ref_log_probs=True, logging_steps=1, save_strategy="no", report_to=[],
-    use_cpu=True, bf16=False,  # TRL defaults to bf16 even on a CPU; tandem trains fp32 there
+    use_cpu=True,  # everything else TRL's defaults: bf16 autocast, gradient checkpointing on
 )
 peft = LoraConfig(r=s["lora_r"], lora_alpha=s["lora_alpha"], lora_dropout=s["lora_dropout"],
                   target_modules="all-linear", task_type="CAUSAL_LM")
@@ -152,8 +155,9 @@ def render_table(report: dict) -> str:
             f"Measured {report['date']} by `make bench` (`python -m bench.training`) on "
             f"{report['machine']}: {report['pairs']} synthetic pairs, {report['steps']} steps of "
             f"batch {SETTINGS['batch_size']}, max_length {SETTINGS['max_length']}, LoRA r=16, "
-            f"fp32 on the CPU, median of {report['rounds']} alternating rounds, each run in its "
-            f"own process. tandem / plain TRL: **{report['ratio']:.2f}×** (goal ≥ 0.95×); "
+            f"each side with its own defaults on the CPU, median of {report['rounds']} "
+            f"alternating rounds, each run in its own process. tandem / plain TRL: "
+            f"**{report['ratio']:.2f}×** (goal ≥ 0.95×); "
             f"figures in [benchmarks/training.json](benchmarks/training.json).",
         ]
     )

@@ -68,14 +68,21 @@ class TrainConfig:
     build_onnx: bool = _knob(
         True, "Build the int8 ONNX model the default engine serves (chat models only)."
     )
-    precision: str = _knob("auto", "auto (bf16 on a GPU that has it, else fp32), bf16 or fp32.")
+    precision: str = _knob(
+        "auto",
+        "auto (bf16 autocast where the GPU or CPU computes bf16 natively, else fp32), bf16 "
+        "or fp32.",
+    )
+    gradient_checkpointing: bool | None = _knob(
+        None, "Recompute activations in the backward pass (default: on a GPU, off on a CPU)."
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
         """A short hash of the settings that change the trained weights (not the bookkeeping)."""
-        bookkeeping = {"save_steps", "logging_steps", "build_onnx"}
+        bookkeeping = {"save_steps", "logging_steps", "build_onnx", "gradient_checkpointing"}
         relevant = {k: v for k, v in self.to_dict().items() if k not in bookkeeping}
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 

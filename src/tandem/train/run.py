@@ -103,13 +103,37 @@ def base_checkpoint(home: Path, base: str) -> Path:
 
 
 def _precision(config: TrainConfig) -> bool:
-    """Whether to train in bf16: never on a CPU (no speed-up there, and worse numerics)."""
+    """Whether to train in bf16 (autocast; weights and optimizer state stay fp32): on a GPU
+    that supports it, or on a CPU that multiplies bf16 in hardware (1.5x faster DPO steps on
+    the project's AVX512-BF16 machine). An emulated bf16 CPU trains fp32."""
     import torch
 
-    has_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    from tandem.train.cpu import native_bf16
+
+    has_bf16 = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else native_bf16()
     if config.precision == "bf16" and not has_bf16:
-        raise ConfigError("precision bf16 needs a GPU that supports it")
+        raise ConfigError("precision bf16 needs a GPU or CPU that supports it natively")
     return config.precision == "bf16" or (config.precision == "auto" and has_bf16)
+
+
+def _cpu_speedups() -> Any:
+    """tandem.train.cpu's compact LM head when training on the CPU (a GPU has it already)."""
+    import contextlib
+
+    import torch
+
+    from tandem.train.cpu import compact_lm_head
+
+    return contextlib.nullcontext() if torch.cuda.is_available() else compact_lm_head()
+
+
+def _gradient_checkpointing(config: TrainConfig) -> bool:
+    """Recomputing activations saves GPU memory and costs time; a CPU has the memory."""
+    import torch
+
+    if config.gradient_checkpointing is not None:
+        return config.gradient_checkpointing
+    return torch.cuda.is_available()
 
 
 def _dataset(data: TrainingData) -> Any:
@@ -139,6 +163,7 @@ def _trainer_args(method: str, config: TrainConfig, run_dir: Path) -> Any:
         "logging_steps": config.logging_steps,
         "report_to": [],
         "bf16": _precision(config),
+        "gradient_checkpointing": _gradient_checkpointing(config),
         "use_cpu": not torch.cuda.is_available(),
         "max_length": config.max_length,
     }
@@ -364,8 +389,9 @@ def train(
         from trl import DPOTrainer, KTOTrainer, RewardTrainer, SFTTrainer  # noqa: F401
 
         start = time.perf_counter()
-        trainer = build_trainer(method, data, hf_dir, config, run_dir, callbacks)
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        with _cpu_speedups():
+            trainer = build_trainer(method, data, hf_dir, config, run_dir, callbacks)
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         wall_s = time.perf_counter() - start
         metrics = _metrics(trainer, config, wall_s, resumed_from)
 
