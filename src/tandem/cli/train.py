@@ -22,10 +22,12 @@ from typing import Annotated, Any
 
 import typer
 
+from tandem.cli.options import dataclass_options
 from tandem.core.settings import DEFAULT_MODEL_VERSION, Settings
 from tandem.train.config import (
     DEFAULT_LEARNING_RATE,
     METHODS,
+    TrainConfig,
     field_help,
     field_types,
 )
@@ -46,27 +48,6 @@ _SUMMARY = {
 def _settings() -> Settings:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return Settings.from_env()
-
-
-def _config_options() -> list[inspect.Parameter]:
-    """One keyword parameter per config field, defaulting to None ("not given") so that a YAML
-    file's value is only overridden by an option the user actually typed."""
-    helps, hints = field_help(), field_types()
-    params = []
-    for name, hint in hints.items():
-        kinds = [t for t in getattr(hint, "__args__", (hint,)) if t is not type(None)]
-        flag = "--" + name.replace("_", "-")
-        decls = [f"{flag}/--no-{flag[2:]}"] if kinds[0] is bool else [flag]
-        option = typer.Option(*decls, help=helps[name], rich_help_panel="Training config")
-        params.append(
-            inspect.Parameter(
-                name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[kinds[0] | None, option],
-            )
-        )
-    return params
 
 
 def _run(method: str, values: dict[str, Any]) -> None:
@@ -157,7 +138,9 @@ def _make_command(method: str) -> Any:
             ],
         ),
     ]
-    params = fixed + _config_options()
+    params = fixed + dataclass_options(
+        TrainConfig, field_help(), defaults=False, panel="Training config"
+    )
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
     lr = DEFAULT_LEARNING_RATE[method]
