@@ -25,7 +25,7 @@ from tandem.engines.fake import FakeEngine
 from tandem.evals.tasks import get_task
 from tandem.flywheel.config import FlywheelConfig
 from tandem.flywheel.evaluate import suite_examples
-from tandem.flywheel.report import write_report
+from tandem.flywheel.report import mcnemar_p, write_report
 from tandem.flywheel.run import RUN_FILE, stage_eval, stage_gate
 from tandem.flywheel.stages import StageRecord, StageRunner, read_records, write_record
 from tandem.store import make_engine, make_session_factory, migrate
@@ -141,11 +141,29 @@ def test_base_evals_are_cached_across_turns_and_land_in_the_new_database(tmp_pat
     db.dispose()
     assert suites == {"ifeval", "xstest", "behavior_spec"}
 
-    # Other sampling is another cache entry: the base is evaluated again.
+    # Other sampling is another cache entry: IFEval and the spec (capped by eval_max_tokens)
+    # are answered again; XSTest, capped by refusal_max_tokens, still comes from the cache.
     catalog, engines = _catalog(base=HELPFUL)
     other = FlywheelConfig(**{**TINY.to_dict(), "eval_max_tokens": 16})
-    stage_eval(other, tmp_path / "turn3", "base", [], cache, catalog=catalog)
-    assert len(engines["base"].calls) == base_calls
+    third = stage_eval(other, tmp_path / "turn3", "base", [], cache, catalog=catalog)
+    assert len(engines["base"].calls) == 3 + 3
+    assert {call[1].max_tokens for call in engines["base"].calls} == {16}
+    assert {s: r["cached"] for s, r in third["versions"]["base"].items()} == {
+        "ifeval": False,
+        "xstest": True,
+        "behavior_spec": False,
+    }
+    assert third["sampling"]["xstest"]["max_tokens"] == TINY.refusal_max_tokens
+    # Every run, answered or cached, records each item's pass for the paired comparison.
+    for run in [*first["versions"]["base"].values(), *second["versions"]["base"].values()]:
+        assert len(run["passed"]) == run["n"]
+
+
+def test_mcnemar_p_is_the_exact_binomial_tail():
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(0, 6) == pytest.approx(2 / 64)  # 6 of 6 discordant pairs one way
+    assert mcnemar_p(9, 1) == pytest.approx(2 * 11 / 1024)
+    assert mcnemar_p(5, 5) == 1.0
 
 
 def test_gate_promotes_a_candidate_that_holds_up_and_records_the_flywheel(tmp_path: Path):
@@ -191,12 +209,13 @@ def _synthetic_run(out: Path) -> None:
     (out / "stages").mkdir(parents=True)
     (out / RUN_FILE).write_text(json.dumps({"home": "/nowhere", "config": config}))
 
-    def suites(ifeval: float, safe: float) -> dict[str, object]:
+    def suites(ifeval: float, safe: float, contrast: float, passed: str) -> dict[str, object]:
         return {
             "ifeval": {
                 "n": 3,
                 "seconds": 4.0,
                 "cached": False,
+                "passed": {f"p{i}": flag == "y" for i, flag in enumerate(passed)},
                 "summary": {
                     "average_strict": ifeval,
                     "prompt_level_strict": ifeval - 0.05,
@@ -207,7 +226,7 @@ def _synthetic_run(out: Path) -> None:
                 "n": 4,
                 "seconds": 2.0,
                 "cached": True,
-                "summary": {"safe_refusal_rate": safe, "contrast_refusal_rate": 0.5},
+                "summary": {"safe_refusal_rate": safe, "contrast_refusal_rate": contrast},
             },
             "behavior_spec": {
                 "n": 3,
@@ -256,10 +275,13 @@ def _synthetic_run(out: Path) -> None:
             30.0,
             {
                 "engine": "onnx (int8)",
-                "sampling": {"max_tokens": 32},
+                "sampling": {"ifeval": {"max_tokens": 32}, "xstest": {"max_tokens": 16}},
                 "limits": {"ifeval": 3},
                 "base": "base",
-                "versions": {"base": suites(0.25, 0.2), "cand": suites(0.30, 0.1)},
+                "versions": {
+                    "base": suites(0.25, 0.2, 0.5, "ynn"),
+                    "cand": suites(0.30, 0.1, 0.4, "yyy"),
+                },
             },
         ),
         "gate": (
@@ -294,6 +316,19 @@ def test_report_renders_from_stage_records_alone(tmp_path: Path):
     text = (out / "report.md").read_text()
     assert "## Where the time goes" in text and "5.00 s/step" not in text
     assert "10.00 s/step" in text and "| train | 40.0 | 29% |" in text
+    assert "max_tokens ifeval 32, xstest 16" in text
+    # Paired prompt by prompt: two prompts pass only after the turn, none only before.
+    assert summary["ifeval_paired"] == {
+        "items": 3,
+        "pass_base": 1,
+        "pass_after": 3,
+        "only_base": 0,
+        "only_after": 2,
+        "mcnemar_p": 0.5,
+    }
+    assert "2 pass only after, 0 only before (exact McNemar p = 0.5)" in text
+    # A figure no gate holds moved the wrong way: the report says so.
+    assert "**Watch:**" in text and "contrast-prompt refusal fell from 0.500 to 0.400" in text
     for png in ("ifeval.png", "refusal.png", "stages.png", "loss.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert f"]({png})" in text
@@ -409,7 +444,7 @@ def test_simulated_signals_become_preference_and_kto_snapshots(
     )
     base_url = live_server(create_app(fast, catalog))
     config = FlywheelConfig(
-        users=3, turns=6, max_events=15, opted_out=0.34, rate_compare=0.5, max_tokens=16
+        users=3, turns=6, max_events=15, opted_out=0.34, rate_compare=0.8, max_tokens=16
     )
     out = tmp_path / "run"
     summary = stage_simulate(config, base_url, out)

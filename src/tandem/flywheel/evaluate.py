@@ -1,7 +1,7 @@
 """Offline evals of one version for the flywheel, with the base's results cached.
 
     examples = suite_examples("xstest", limit=8)   # 4 safe + 4 contrast
-    runs = evaluate_version(session, catalog, "smollm2-135m-instruct", suites, params,
+    runs = evaluate_version(session, catalog, "smollm2-135m-instruct", suites, params_by_suite,
                             cache_dir=Path(".cache/flywheel"), owner_id=admin_id)
     runs["ifeval"]["summary"]["average_strict"], runs["ifeval"]["cached"]
 
@@ -105,21 +105,22 @@ def evaluate_version(
     catalog: ModelCatalog,
     version: str,
     suites: Mapping[str, int | None],
-    params: SamplingParams,
+    params: Mapping[str, SamplingParams],
     *,
     owner_id: str,
     cache_dir: Path | None = None,
     concurrency: int = 16,
     tasks: Callable[[str], Task] = get_task,
 ) -> dict[str, dict[str, Any]]:
-    """{suite: {run_id, summary, wall_seconds, seconds, cached, n}} for `version`; suites maps
-    a suite name to its item limit (None: all). With `cache_dir`, reads and writes the cache."""
+    """{suite: {run_id, summary, wall_seconds, seconds, cached, n, passed}} for `version`;
+    suites maps a suite name to its item limit (None: all), params to its sampling. With
+    `cache_dir`, reads and writes the cache."""
     engine = catalog.get(version)
     out: dict[str, dict[str, Any]] = {}
     for suite, limit in suites.items():
         task = tasks(suite)
         examples = suite_examples(task, limit)
-        key = cache_key(version, engine.backend, params, suite, examples)
+        key = cache_key(version, engine.backend, params[suite], suite, examples)
         path = _cache_file(cache_dir, suite, key) if cache_dir is not None else None
         start = time.perf_counter()
         cached = path is not None and path.exists()
@@ -130,13 +131,14 @@ def evaluate_version(
                 session,
                 task,
                 engine,
-                params,
+                params[suite],
                 owner_id=owner_id,
                 concurrency=concurrency,
                 examples=examples,
             )
             if path is not None:
                 _save_cache(path, run, EvalRepo(session).items(run.id))
+        items = EvalRepo(session).items(run.id)
         out[suite] = {
             "run_id": run.id,
             "n": len(examples),
@@ -145,5 +147,7 @@ def evaluate_version(
             "seconds": round(time.perf_counter() - start, 3),
             "cached": cached,
             "cache_key": key,
+            # Per item, so the report can pair base and candidate prompt by prompt.
+            "passed": {i.example_id: bool(i.passed) for i in items},
         }
     return out

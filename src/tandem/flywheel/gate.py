@@ -27,18 +27,22 @@ def gate_and_promote(
     candidates: Sequence[str],
     ifeval: Mapping[str, float | None],
     margin: float,
+    margins: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Candidates are tried best IFEval first; the first whose gates pass is promoted.
-    A refused promotion is recorded in the rollout's history as a gate check (by `promote`)."""
+    `margin` applies to every gated suite, `margins` overrides it per suite (the flywheel's
+    XSTest margin is 0: safe-prompt refusal may not rise at all). A refused promotion is
+    recorded in the rollout's history as a gate check (by `promote`)."""
     repo = RolloutRepo(session)
     rollout = repo.get_for_profile(None)
     production_before = rollout.production_version
+    config = GateConfig(margins={**dict.fromkeys(GATED_SUITES, margin), **(margins or {})})
     if not candidates:
-        return _outcome(production_before, None, "no candidate was trained this turn", {}, margin)
+        reason = "no candidate was trained this turn"
+        return _outcome(production_before, None, reason, {}, config)
     if production_before in candidates:  # a resumed turn that had already promoted it
         reason = "already promoted by an earlier run of this turn"
-        return _outcome(production_before, production_before, reason, {}, margin)
-    config = GateConfig(margins=dict.fromkeys(GATED_SUITES, margin))
+        return _outcome(production_before, production_before, reason, {}, config)
     for version in candidates:
         with contextlib.suppress(Conflict):  # already a candidate: a resumed turn
             repo.add_candidate(rollout.id, version, 0.0, False, None, "trained by the flywheel")
@@ -73,11 +77,11 @@ def gate_and_promote(
         reason = "no candidate passed the gates; production unchanged: " + "; ".join(
             f"{v} ({', '.join(f)})" for v, f in failed.items()
         )
-    return _outcome(production_before, promoted, reason, reports, margin)
+    return _outcome(production_before, promoted, reason, reports, config)
 
 
 def _outcome(
-    before: str, promoted: str | None, reason: str, reports: dict[str, Any], margin: float
+    before: str, promoted: str | None, reason: str, reports: dict[str, Any], config: GateConfig
 ) -> dict[str, Any]:
     return {
         "production_before": before,
@@ -86,7 +90,7 @@ def _outcome(
         "promoted_version": promoted,
         "reason": reason,
         "actor": ACTOR,
-        "margin": margin,
+        "margins": dict(config.margins),
         "reports": reports,
     }
 

@@ -8,6 +8,7 @@ can redo it): report.md, summary.json and PNG plots in the run directory.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,60 @@ def _suite(evals: dict[str, Any], version: str | None, suite: str) -> dict[str, 
     if not evals or version is None:
         return {}
     return (evals.get("versions", {}).get(version, {}).get(suite) or {}).get("summary") or {}
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p-value: how likely a split at least this lopsided is among the
+    discordant pairs if neither side were better (a binomial test at one half)."""
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired(evals: dict[str, Any], base: str | None, after: str | None, suite: str) -> dict | None:
+    """Base and the version after the turn, item by item on `suite` (pass = every instruction
+    followed, strict): how many items only one of them passes, and McNemar's p. None when the
+    eval records carry no per-item results (or nothing was promoted)."""
+    versions = (evals or {}).get("versions", {})
+    if base is None or after is None or base == after:
+        return None
+    before = (versions.get(base, {}).get(suite) or {}).get("passed")
+    later = (versions.get(after, {}).get(suite) or {}).get("passed")
+    if not before or not later:
+        return None
+    common = sorted(set(before) & set(later))
+    only_base = sum(1 for i in common if before[i] and not later[i])
+    only_after = sum(1 for i in common if later[i] and not before[i])
+    return {
+        "items": len(common),
+        "pass_base": sum(1 for i in common if before[i]),
+        "pass_after": sum(1 for i in common if later[i]),
+        "only_base": only_base,
+        "only_after": only_after,
+        "mcnemar_p": round(mcnemar_p(only_base, only_after), 4),
+    }
+
+
+def watch(summary: dict[str, Any]) -> list[str]:
+    """Figures that moved the wrong way without a gate to stop them: said, not hidden."""
+    notes = []
+    before, after = (
+        summary["xstest_contrast_refusal_base"],
+        summary["xstest_contrast_refusal_promoted"],
+    )
+    if before is not None and after is not None and after < before:
+        notes.append(
+            f"XSTest contrast-prompt refusal fell from {before:.3f} to {after:.3f}: the version "
+            "now serving declines fewer of the prompts it should decline. No gate covers it "
+            "(the gate holds the safe-prompt rate); with the 135M base refusing so rarely, "
+            "these are a handful of prompts, but a real deployment should gate it."
+        )
+    before, after = summary["behavior_spec_base"], summary["behavior_spec_promoted"]
+    if before is not None and after is not None and after < before:
+        notes.append(f"The behavior spec's pass rate fell from {before:.3f} to {after:.3f}.")
+    return notes
 
 
 def build_summary(
@@ -54,6 +109,7 @@ def build_summary(
         "xstest_contrast_refusal_promoted": xs(after, "contrast"),
         "behavior_spec_base": spec(base),
         "behavior_spec_promoted": spec(after),
+        "ifeval_paired": paired(evals, base, after, "ifeval"),
         "candidates": {
             v: {
                 "ifeval": ifeval(v),
@@ -333,9 +389,11 @@ def render_markdown(
         ),
         f"- **feedback events:** {_fmt(s['feedback_events'])}; **wall time:** "
         f"{_fmt(s['wall_seconds'])} s ({_fmt((s['wall_seconds'] or 0) / 60)} min)",
-        f"- **engine for every eval:** {_fmt(s['engine'])}, greedy, "
-        f"max_tokens {(s['eval_sampling'] or {}).get('max_tokens', 'n/a')}; "
-        f"item limits {s['eval_limits']}",
+        f"- **engine for every eval:** {_fmt(s['engine'])}, greedy, max_tokens "
+        + ", ".join(
+            f"{suite} {p.get('max_tokens')}" for suite, p in (s["eval_sampling"] or {}).items()
+        )
+        + f"; item limits {s['eval_limits']}",
         "",
         "## Results",
         "",
@@ -353,6 +411,18 @@ def render_markdown(
         f"{_fmt(s['behavior_spec_promoted'], 3)} |",
         "",
     ]
+    pairs = s.get("ifeval_paired")
+    if pairs:
+        lines += [
+            f"IFEval prompt by prompt (every instruction followed, strict), over "
+            f"{pairs['items']} prompts: {pairs['pass_base']} pass before the turn, "
+            f"{pairs['pass_after']} after; {pairs['only_after']} pass only after, "
+            f"{pairs['only_base']} only before (exact McNemar p = {pairs['mcnemar_p']}).",
+            "",
+        ]
+    notes = watch(s)
+    if notes:
+        lines += ["**Watch:**", "", *[f"- {n}" for n in notes], ""]
     if s["candidates"]:
         lines += [
             "Candidates trained this turn:",
@@ -438,6 +508,7 @@ def _flags(config: dict[str, Any]) -> list[str]:
         "xstest_limit",
         "spec_limit",
         "eval_max_tokens",
+        "refusal_max_tokens",
         "seed",
     ):
         value = config.get(key)

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from tandem.core.generation import SamplingParams
 from tandem.core.settings import Settings
 from tandem.flywheel.config import FlywheelConfig
 from tandem.flywheel.report import write_report
@@ -240,6 +241,9 @@ def stage_train(
             "max_steps": config.max_steps,
             "epochs": config.epochs,
             "learning_rate": config.learning_rate,
+            "warmup_ratio": config.warmup_ratio,
+            # No dropout on the adapter: one short epoch, as measured (docs/flywheel.md).
+            "lora_dropout": 0.0,
             "beta": config.beta,
             "batch_size": config.batch_size,
             "max_length": config.max_length,
@@ -292,6 +296,16 @@ def eval_suites(config: FlywheelConfig) -> dict[str, int | None]:
     }
 
 
+def eval_sampling(config: FlywheelConfig) -> dict[str, SamplingParams]:
+    """Greedy for every suite; XSTest's answers are capped shorter, since the refusal classifier
+    decides from the opening and a 135M model often runs on to the cap."""
+    from tandem.evals.runs import EVAL_SAMPLING
+
+    answers = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval_max_tokens)
+    refusals = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.refusal_max_tokens)
+    return {"ifeval": answers, "xstest": refusals, "behavior_spec": answers}
+
+
 def stage_eval(
     config: FlywheelConfig,
     home: Path,
@@ -301,12 +315,12 @@ def stage_eval(
     catalog: Any = None,
 ) -> dict[str, Any]:
     from tandem.engines.setup import build_catalog
-    from tandem.evals.runs import EVAL_SAMPLING, eval_owner_id
+    from tandem.evals.runs import eval_owner_id
     from tandem.flywheel.evaluate import evaluate_version
     from tandem.registry.embedded import ONNX_PRECISION
 
     settings = _settings(home)
-    params = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval_max_tokens)
+    params = eval_sampling(config)
     suites = eval_suites(config)
     own_catalog = catalog is None
     catalog = catalog or build_catalog(settings)
@@ -332,7 +346,7 @@ def stage_eval(
     engine = f"{backend} ({ONNX_PRECISION})" if backend == "onnx" else backend
     return {
         "engine": engine,
-        "sampling": params.to_dict(),
+        "sampling": {suite: p.to_dict() for suite, p in params.items()},
         "limits": suites,
         "base": base,
         "versions": versions,
@@ -353,7 +367,8 @@ def stage_gate(
     try:
         with sessions() as session:
             figures = {v: ifeval_figure(evals, v) for v in evals["versions"]}
-            return gate_and_promote(session, candidates, figures, config.gate_margin)
+            margins = {"xstest": config.refusal_margin, "behavior_spec": config.spec_margin}
+            return gate_and_promote(session, candidates, figures, config.gate_margin, margins)
     finally:
         db.dispose()
 
