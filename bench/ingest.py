@@ -36,6 +36,8 @@ from pathlib import Path
 
 import httpx
 
+from tandem.core.memory import status_kib
+
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "bench-ingest-admin-key-0123456789"
 _VOCABULARY = (
@@ -79,13 +81,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def _wait_for_server(client: httpx.Client, server: subprocess.Popen) -> None:
@@ -157,7 +152,7 @@ def run(
                 _wait_for_server(client, server)
                 conv = client.post("/api/conversations", json={}).json()["id"]
                 _ask(client, conv, "Hello! Say hi.", [])  # the chat engine is now resident
-                rss_idle_kib = _status_kib(server.pid, "VmRSS")
+                rss_idle_kib = status_kib(server.pid, "VmRSS")
                 torch_loaded = "libtorch" in Path(f"/proc/{server.pid}/maps").read_text()
                 start = time.perf_counter()
                 with corpus.open("rb") as f:
@@ -199,7 +194,7 @@ def run(
                             round(time.perf_counter() - start, 1),
                             row["progress"],
                             row["embedding_progress"],
-                            _status_kib(server.pid, "VmRSS") // 1024,
+                            status_kib(server.pid, "VmRSS") // 1024,
                         )
                     )
                 embed_window_s = time.perf_counter() - ready_at if ready_at else 0.0
@@ -212,7 +207,7 @@ def run(
                     search["later_at_embedding_progress"] = row["embedding_progress"]
                     search["later_tool_duration_s"] = call.get("duration_s")
                     search["later_citations"] = len(call.get("citations", []))
-                peak_kib = _status_kib(server.pid, "VmHWM")
+                peak_kib = status_kib(server.pid, "VmHWM")
                 wall_s = time.perf_counter() - start
         finally:
             server.terminate()

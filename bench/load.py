@@ -43,7 +43,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.server import PREPARED_MODELS, ROOT, TandemProcess, cpu_seconds, load_average, status_kib
+from bench.server import PREPARED_MODELS, ROOT, TandemProcess, cpu_seconds, load_average
+from tandem.core.memory import status_kib
 
 NON_GENERATION_P95_TARGET_MS = 50.0
 GENERATION = "generation"

@@ -34,17 +34,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def status_kib(pid: int, field: str) -> int:
-    """A /proc/<pid>/status memory field (VmRSS, VmHWM) in KiB; 0 once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far (from /proc/<pid>/stat)."""
     try:

@@ -111,6 +111,18 @@ def test_stages_are_timed_recorded_and_reused_unless_restarted(tmp_path: Path):
     assert not list((tmp_path / "stages").glob("*.tmp"))
 
 
+def test_each_stage_records_its_own_peak_memory(tmp_path: Path):
+    def allocate() -> dict[str, object]:
+        block = bytearray(300 * 1024 * 1024)  # zero-filled: every page is touched
+        return {"size": len(block)}
+
+    runner = StageRunner(tmp_path)
+    runner.run("train", allocate)
+    runner.run("eval", lambda: {})
+    train, idle = (read_records(tmp_path)[n].peak_rss_mb["flywheel"] for n in ("train", "eval"))
+    assert train > idle + 250  # the peak starts over at each stage, it is not the process's
+
+
 def test_a_short_xstest_run_measures_safe_and_contrast_prompts():
     examples = suite_examples(get_task("xstest"), 5)
     assert [e.data["safe"] for e in examples] == [True, True, True, False, False]
@@ -297,7 +309,9 @@ def _synthetic_run(out: Path) -> None:
         ),
     }
     for name, (seconds, result) in results.items():
-        write_record(out, StageRecord(name, seconds, "2026-11-25T16:00:00+00:00", result))
+        peaks = {"flywheel": 2048.0, "server": 512.0}
+        started = "2026-11-25T16:00:00+00:00"
+        write_record(out, StageRecord(name, seconds, started, result, peak_rss_mb=peaks))
 
 
 def test_report_renders_from_stage_records_alone(tmp_path: Path):
@@ -315,7 +329,8 @@ def test_report_renders_from_stage_records_alone(tmp_path: Path):
     )
     text = (out / "report.md").read_text()
     assert "## Where the time goes" in text and "5.00 s/step" not in text
-    assert "10.00 s/step" in text and "| train | 40.0 | 29% |" in text
+    assert "10.00 s/step" in text and "| train | 40.0 | 29% | flywheel 2,048, server 512 |" in text
+    assert summary["stage_peak_rss_mb"]["train"] == {"flywheel": 2048.0, "server": 512.0}
     assert "max_tokens ifeval 32, xstest 16" in text
     # Paired prompt by prompt: two prompts pass only after the turn, none only before.
     assert summary["ifeval_paired"] == {

@@ -125,6 +125,9 @@ def build_summary(
         "wall_seconds": round(sum(stage_seconds.values()), 3),
         "invocation_seconds": None if invocation_seconds is None else round(invocation_seconds, 3),
         "stage_seconds": stage_seconds,
+        # Per stage, the peak resident memory of the flywheel process (it trains and evaluates
+        # in-process) and of the server, MiB.
+        "stage_peak_rss_mb": {n: records[n].peak_rss_mb for n in STAGES if n in records},
         "dataset_sizes": {
             k: {"train": v.get("train"), "test": v.get("test")} for k, v in datasets.items()
         },
@@ -322,7 +325,10 @@ def _fmt(value: Any, digits: int = 1) -> str:
 def _time_rows(records: dict[str, StageRecord], summary: dict[str, Any]) -> list[str]:
     """Where the time goes: each stage, with what inside it took the time."""
     total = summary["wall_seconds"] or 0.0
-    rows = ["| stage | seconds | share | inside |", "| --- | --- | --- | --- |"]
+    rows = [
+        "| stage | seconds | share | peak RSS (MiB) | inside |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     details: dict[str, str] = {}
     if "serve" in records:
         details["serve"] = f"server start {_fmt(records['serve'].result.get('startup_seconds'))} s"
@@ -362,8 +368,10 @@ def _time_rows(records: dict[str, StageRecord], summary: dict[str, Any]) -> list
         details["eval"] = "; ".join(parts)
     for name, seconds in summary["stage_seconds"].items():
         share = f"{100 * seconds / total:.0f}%" if total else "n/a"
-        rows.append(f"| {name} | {seconds:.1f} | {share} | {details.get(name, '')} |")
-    rows.append(f"| **total** | **{total:.1f}** | | |")
+        peaks = summary["stage_peak_rss_mb"].get(name) or {}
+        rss = ", ".join(f"{label} {mb:,.0f}" for label, mb in peaks.items()) or "n/a"
+        rows.append(f"| {name} | {seconds:.1f} | {share} | {rss} | {details.get(name, '')} |")
+    rows.append(f"| **total** | **{total:.1f}** | | | |")
     return rows
 
 

@@ -402,6 +402,7 @@ def run_turn(
 
     served = runner.run("serve", serve, always=True)
     server = holder["server"]
+    runner.watched["server"] = server.pid
     try:
         runner.run("simulate", lambda: stage_simulate(config, served["base_url"], out))
         since = runner.records["simulate"].started_at

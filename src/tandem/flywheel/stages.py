@@ -7,18 +7,25 @@ A stage whose record exists is not run again (its recorded result and seconds ar
 an interrupted turn resumes where it stopped and `tandem flywheel report` can re-render the
 report from the records alone. `always` stages (the server) run every time and are recorded
 anyway; `restart=True` runs every stage again.
+
+Each record also holds the stage's peak resident memory per watched process (the flywheel
+itself, which trains and evaluates in-process, and the server once it runs): Linux's VmHWM,
+reset at the stage's start through /proc/PID/clear_refs so each stage reports its own peak.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from tandem.core.memory import reset_peak, status_kib
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,7 @@ class StageRecord:
     started_at: str
     result: dict[str, Any]
     reused: bool = False  # read from an earlier invocation's record, not run now
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per watched process
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +48,7 @@ class StageRecord:
             "seconds": self.seconds,
             "started_at": self.started_at,
             "result": self.result,
+            "peak_rss_mb": self.peak_rss_mb,
         }
 
 
@@ -52,7 +61,14 @@ def read_record(out: Path, name: str) -> StageRecord | None:
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    return StageRecord(data["name"], data["seconds"], data["started_at"], data["result"], True)
+    return StageRecord(
+        data["name"],
+        data["seconds"],
+        data["started_at"],
+        data["result"],
+        True,
+        data.get("peak_rss_mb") or {},
+    )
 
 
 def write_record(out: Path, record: StageRecord) -> None:
@@ -74,6 +90,8 @@ class StageRunner:
         self.out = out
         self.restart = restart
         self.records: dict[str, StageRecord] = {}
+        # Processes whose peak memory each stage records: {label: pid}.
+        self.watched: dict[str, int] = {"flywheel": os.getpid()}
 
     def run(
         self, name: str, body: Callable[[], dict[str, Any]], always: bool = False
@@ -87,9 +105,14 @@ class StageRunner:
                 self.records[name] = done
                 return done.result
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        for pid in self.watched.values():
+            reset_peak(pid)
         start = time.perf_counter()
         result = body()
-        record = StageRecord(name, round(time.perf_counter() - start, 3), started_at, result)
+        seconds = round(time.perf_counter() - start, 3)
+        peaks = {label: status_kib(pid, "VmHWM") for label, pid in self.watched.items()}
+        peaks_mb = {label: round(kib / 1024, 1) for label, kib in peaks.items() if kib}
+        record = StageRecord(name, seconds, started_at, result, peak_rss_mb=peaks_mb)
         write_record(self.out, record)
         self.records[name] = record
         log.info("flywheel: %s took %.1f s", name, record.seconds)
