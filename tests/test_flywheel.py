@@ -317,7 +317,7 @@ def _synthetic_run(out: Path) -> None:
 def test_report_renders_from_stage_records_alone(tmp_path: Path):
     out = tmp_path / "run"
     _synthetic_run(out)
-    summary = write_report(out)
+    summary = write_report(out, invocation_seconds=150.0)
     for key, kind in REQUIRED.items():
         assert isinstance(summary[key], kind), key
     assert summary["ifeval_base"] == 25.0 and summary["ifeval_promoted"] == 30.0  # points
@@ -353,6 +353,7 @@ def test_report_renders_from_stage_records_alone(tmp_path: Path):
     result = CliRunner().invoke(cli, ["flywheel", "report", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "report.md").read_text() == text
+    assert json.loads((out / "summary.json").read_text())["invocation_seconds"] == 150.0
     empty = tmp_path / "empty"
     empty.mkdir()
     result = CliRunner().invoke(cli, ["flywheel", "report", str(empty)])

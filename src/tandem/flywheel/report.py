@@ -76,9 +76,9 @@ def watch(summary: dict[str, Any]) -> list[str]:
     if before is not None and after is not None and after < before:
         notes.append(
             f"XSTest contrast-prompt refusal fell from {before:.3f} to {after:.3f}: the version "
-            "now serving declines fewer of the prompts it should decline. No gate covers it "
-            "(the gate holds the safe-prompt rate); with the 135M base refusing so rarely, "
-            "these are a handful of prompts, but a real deployment should gate it."
+            "now serving declines fewer of the unsafe prompts it should decline. No gate holds "
+            "this figure (the XSTest gate holds the safe-prompt rate); a deployment that needs "
+            "it held should gate it before promoting."
         )
     before, after = summary["behavior_spec_base"], summary["behavior_spec_promoted"]
     if before is not None and after is not None and after < before:
@@ -530,6 +530,9 @@ def write_report(out: Path, invocation_seconds: float | None = None) -> dict[str
     records = read_records(out)
     run_file = out / "run.json"
     config = json.loads(run_file.read_text())["config"] if run_file.exists() else {}
+    earlier = out / "summary.json"
+    if invocation_seconds is None and earlier.exists():  # a re-render keeps the run's own time
+        invocation_seconds = json.loads(earlier.read_text()).get("invocation_seconds")
     summary = build_summary(records, config, invocation_seconds)
     plots = write_plots(out, records, summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
