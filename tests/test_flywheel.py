@@ -22,10 +22,11 @@ from tandem.cli.main import app as cli
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
 from tandem.engines.fake import FakeEngine
+from tandem.evals.paired import mcnemar_exact as mcnemar_p
 from tandem.evals.tasks import get_task
 from tandem.flywheel.config import FlywheelConfig
 from tandem.flywheel.evaluate import suite_examples
-from tandem.flywheel.report import mcnemar_p, write_report
+from tandem.flywheel.report import write_report
 from tandem.flywheel.run import RUN_FILE, stage_eval, stage_gate
 from tandem.flywheel.stages import StageRecord, StageRunner, read_records, write_record
 from tandem.store import make_engine, make_session_factory, migrate

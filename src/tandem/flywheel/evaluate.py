@@ -136,9 +136,9 @@ def evaluate_version(
                 concurrency=concurrency,
                 examples=examples,
             )
-            if path is not None:
-                _save_cache(path, run, EvalRepo(session).items(run.id))
         items = EvalRepo(session).items(run.id)
+        if path is not None and not cached:
+            _save_cache(path, run, items)
         out[suite] = {
             "run_id": run.id,
             "n": len(examples),

@@ -8,10 +8,10 @@ can redo it): report.md, summary.json and PNG plots in the run directory.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from tandem.evals.paired import compare_outcomes
 from tandem.flywheel.stages import STAGES, StageRecord, read_records
 
 PLOTS = {
@@ -32,16 +32,6 @@ def _suite(evals: dict[str, Any], version: str | None, suite: str) -> dict[str, 
     return (evals.get("versions", {}).get(version, {}).get(suite) or {}).get("summary") or {}
 
 
-def mcnemar_p(only_a: int, only_b: int) -> float:
-    """Exact two-sided McNemar p-value: how likely a split at least this lopsided is among the
-    discordant pairs if neither side were better (a binomial test at one half)."""
-    n, k = only_a + only_b, min(only_a, only_b)
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
-
-
 def paired(evals: dict[str, Any], base: str | None, after: str | None, suite: str) -> dict | None:
     """Base and the version after the turn, item by item on `suite` (pass = every instruction
     followed, strict): how many items only one of them passes, and McNemar's p. None when the
@@ -53,16 +43,14 @@ def paired(evals: dict[str, Any], base: str | None, after: str | None, suite: st
     later = (versions.get(after, {}).get(suite) or {}).get("passed")
     if not before or not later:
         return None
-    common = sorted(set(before) & set(later))
-    only_base = sum(1 for i in common if before[i] and not later[i])
-    only_after = sum(1 for i in common if later[i] and not before[i])
+    flips = compare_outcomes(before, later)
     return {
-        "items": len(common),
-        "pass_base": sum(1 for i in common if before[i]),
-        "pass_after": sum(1 for i in common if later[i]),
-        "only_base": only_base,
-        "only_after": only_after,
-        "mcnemar_p": round(mcnemar_p(only_base, only_after), 4),
+        "items": flips["n_common"],
+        "pass_base": flips["both_pass"] + flips["pass_to_fail"],
+        "pass_after": flips["both_pass"] + flips["fail_to_pass"],
+        "only_base": flips["pass_to_fail"],
+        "only_after": flips["fail_to_pass"],
+        "mcnemar_p": round(flips["p_value"], 4),
     }
 
 
