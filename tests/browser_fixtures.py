@@ -116,13 +116,16 @@ class Web:
 def web_with(
     browser: Any, settings: Any, live_server: Callable[..., str]
 ) -> Iterator[Callable[[Any], Web]]:
-    """`web_with(catalog)`: the app with that model catalog, served live, and a browser."""
+    """`web_with(catalog, **changes)`: the app with that model catalog (and `changes` to the
+    test settings, e.g. `chat_titles=True`), served live, and a browser."""
+    import dataclasses
+
     from tandem.api.app import create_app
 
     made: list[Web] = []
 
-    def make(catalog: Any) -> Web:
-        app = create_app(settings, catalog)
+    def make(catalog: Any, **changes: Any) -> Web:
+        app = create_app(dataclasses.replace(settings, **changes), catalog)
         web = Web(live_server(app), app, browser)
         made.append(web)
         return web

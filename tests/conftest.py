@@ -22,9 +22,9 @@ import pytest
 
 from pg import PostgresServer, find_bindir
 
-# Real-model fixtures (model_home, prepared_model, onnx_engine) and browser fixtures (browser,
-# web, web_with) live in their own modules.
-pytest_plugins = ["model_fixtures", "browser_fixtures"]
+# Real-model fixtures (model_home, prepared_model, onnx_engine), browser fixtures (browser,
+# web, web_with) and voice fixtures (spoken_wav, mic_browser) live in their own modules.
+pytest_plugins = ["model_fixtures", "browser_fixtures", "voice_fixtures"]
 
 # -- environment -------------------------------------------------------------------------
 
@@ -57,6 +57,20 @@ def hermetic_embedder(request: pytest.FixtureRequest) -> Iterator[None]:
         set_embedder(SharedOnnxEmbedder())
     yield
     set_embedder(None)
+
+
+@pytest.fixture(autouse=True)
+def hermetic_voice(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Speech in hermetic tests is transcribed and spoken by fakes (tests/fake_voice.py) in
+    place of Whisper and Piper; tests marked `model` get the real ones, each loaded once per
+    test session (tandem.voice caches them per process)."""
+    if request.node.get_closest_marker("model") is None:
+        from fake_voice import FakeSynthesizer, FakeTranscriber
+        from tandem.voice.speech import SYNTHESIZERS
+        from tandem.voice.transcription import TRANSCRIBERS
+
+        monkeypatch.setitem(TRANSCRIBERS, "whisper", FakeTranscriber.from_settings)
+        monkeypatch.setitem(SYNTHESIZERS, "piper", FakeSynthesizer.from_settings)
 
 
 @pytest.fixture(autouse=True)
@@ -189,7 +203,11 @@ def api_db_url(sqlite_url: str) -> str:
 def settings(tandem_home: Path, api_db_url: str) -> object:
     from tandem.core.settings import Settings
 
-    return Settings(home=tandem_home, database_url=api_db_url, max_body_bytes=200_000)
+    # Titling chats is one more generation per chat: scripted fake engines would answer it
+    # with their next line. Tests of titles switch it on.
+    return Settings(
+        home=tandem_home, database_url=api_db_url, max_body_bytes=200_000, chat_titles=False
+    )
 
 
 @pytest.fixture

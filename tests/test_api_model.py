@@ -60,7 +60,9 @@ def test_openai_client_streams_a_multi_turn_answer(real_client, prepared_model):
         history.append({"role": "assistant", "content": answer})
         answers.append(answer)
     assert "Paris" in answers[0]
-    assert "Rome" in answers[1]
+    # The int8 engine sometimes answers the follow-up in Italian ("… la Roma"): either name
+    # shows the second turn saw the first (issue 15 measures the engine's quality).
+    assert "Rome" in answers[1] or "Roma" in answers[1]
 
 
 def test_concurrent_api_streams_all_complete(real_client, prepared_model):

@@ -162,11 +162,12 @@ async def test_compare_two_models(setup):
     service, factory, alice, _, conv_id = setup
     outcome = await service.compare(
         alice, conv_id, text="which?", models=("fake-model", "other-model")
-    )
+    ).run()
     comp = outcome.comparison
     texts = {outcome.answer_a.text, outcome.answer_b.text}
     assert texts == {"You said: which?", "Other answer here."}
     assert comp.message_a_id == outcome.answer_a.assistant_message.id
     assert comp.parent_message_id == outcome.user_message.id
+    # Until the vote, the chat continues from answer A (the sides are shuffled).
     with factory() as s:
-        assert ConversationRepo(s).get(alice, conv_id).current_message_id == comp.parent_message_id
+        assert ConversationRepo(s).get(alice, conv_id).current_message_id == comp.message_a_id

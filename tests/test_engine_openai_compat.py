@@ -58,3 +58,13 @@ def test_an_unreachable_backend_does_not_stop_the_catalog(settings):
     down = BackendConfig(name="down", base_url="http://127.0.0.1:9/v1")
     catalog = build_catalog(dataclasses.replace(settings, backends=(down,)))
     assert catalog.list() == []
+
+
+def test_continuing_an_answer_asks_the_server_to_go_on_writing_it():
+    """Continue on a remote engine: vLLM's documented chat-template options."""
+    engine = OpenAICompatEngine(BackendConfig(name="up", base_url="http://127.0.0.1:9/v1"), "m")
+    messages = [Message.text("user", "Count"), Message.text("assistant", "1, 2, 3")]
+    body = engine._body(messages, SamplingParams(), continue_final=True)
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    assert body["messages"][-1] == {"role": "assistant", "content": "1, 2, 3"}
+    assert "continue_final_message" not in engine._body(messages, SamplingParams())

@@ -269,10 +269,12 @@ def test_without_namespaces_the_code_never_runs(client, monkeypatch):
 
     monkeypatch.setattr("tandem.tools.code.detect_isolation", refuse)
     alice = new_user(client, "alice@x.io")
+    # The Code switch is not offered, and a message asking for it is refused before it runs.
+    assert "code" not in [t["name"] for t in client.get("/api/tools", headers=alice).json()]
     _, r = _chat(client, alice, "```python\nprint('ran')\n```")
-    call = r.json()["generation"]["tool_calls"][0]
-    assert call["error"].startswith("The code interpreter is switched off on this server")
-    assert "ran" not in str(call["display"])
+    assert r.status_code == 422
+    assert "The code interpreter is switched off on this server" in r.json()["error"]["message"]
+    assert "ran" not in r.text
 
 
 def test_other_users_are_served_normally_while_a_run_misbehaves(

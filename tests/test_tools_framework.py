@@ -16,7 +16,7 @@ from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
 from tandem.engines.base import Chunk
 from tandem.engines.fake import FakeEngine
-from tandem.store import ConversationRepo, GenerationRepo, ProfileRepo, UserRepo
+from tandem.store import ConversationRepo, GenerationRepo, InvalidInput, ProfileRepo, UserRepo
 from tandem.tools.base import Citation, Tool, ToolContext, ToolResult, register_tool
 
 pytestmark = pytest.mark.anyio
@@ -127,18 +127,32 @@ async def test_a_switched_on_tool_runs_first_and_is_recorded_everywhere(world):
     assert stored.to_message().content == turn.text  # citations don't leak into the text
 
 
-async def test_a_failing_or_unavailable_tool_is_reported_and_the_answer_still_comes(world):
+async def test_a_failing_tool_is_reported_and_the_answer_still_comes(world):
     service, catalog, _, alice, conv = world
-    turn = service.send(alice, conv, "hi", tools=["broken_test", "unconfigured_test"])
+    turn = service.send(alice, conv, "hi", tools=["broken_test"])
     events = [c.event async for c in turn.stream() if c.event]
     done = [e for e in events if e["status"] != "running"]
-    assert [e["status"] for e in done] == ["error", "error"]
+    assert [e["status"] for e in done] == ["error"]
     assert "disk on fire" in done[0]["error"]
-    assert done[1]["error"] == "No backend is configured; an admin can set one."
     assert turn.text == "You said: hi" and turn.generation.finish_reason == "stop"
     prompt = catalog.get("fake-model").calls[-1][0][0].content
     assert "could not run" in prompt  # the model is told, so it does not pretend
-    assert [c["error"] is not None for c in turn.generation.tool_calls] == [True, True]
+    assert [c["error"] is not None for c in turn.generation.tool_calls] == [True]
+
+
+async def test_a_message_asking_for_a_tool_that_cannot_run_here_is_refused_first(world):
+    service, catalog, factory, alice, conv = world
+    with pytest.raises(InvalidInput, match="No backend is configured"):
+        service.send(alice, conv, "hi", tools=["unconfigured_test"])
+    with factory() as s:
+        assert ConversationRepo(s).tree(alice, conv) == []  # nothing stored
+    assert catalog.get("fake-model").calls == []  # nothing generated
+    # A profile's tool that cannot run is left out; the chat goes on.
+    with factory() as s:
+        profile = ProfileRepo(s).create(alice, name="P", tools=["unconfigured_test"])
+        conv = ConversationRepo(s).create(alice, profile_id=profile.id).id
+    turn = await service.send(alice, conv, "hello").run()
+    assert turn.tool_results == [] and turn.text == "You said: hello"
 
 
 async def test_citations_of_several_tools_are_numbered_consecutively(world):

@@ -173,15 +173,24 @@ def test_a_streamed_turn_shows_the_tool_running_then_the_picture(image_client):
     assert kinds.index("tool") < kinds.index("delta") < kinds.index("done")
 
 
-def test_without_a_backend_the_user_gets_the_clear_notice_and_still_an_answer(client):
+def test_without_a_backend_the_switch_is_not_offered_and_a_request_is_refused(client):
     alice = new_user(client, "alice@x.io")
-    events = sse_events(_ask(client, alice, stream=True).text)
-    tool = next(e for e in events if isinstance(e, dict) and e.get("status") == "error")
-    assert tool["tool"] == "image" and tool["error"] == NOT_CONFIGURED
-    done = events[-1]
-    assert done["type"] == "done" and done["message"]["content"] == f"You said: {REQUEST}"
-    assert done["generation"]["tool_calls"][0]["error"] == NOT_CONFIGURED
-    assert not [p for p in done["message"]["parts"] if p["type"] == "image"]
+    # The chat offers only tools that can run here: no image backend, no Image switch.
+    offered = [t["name"] for t in client.get("/api/tools", headers=alice).json()]
+    assert "image" not in offered and "files" in offered
+    # A client that asks anyway is told before anything is stored or generated.
+    r = _ask(client, alice, stream=True)
+    assert r.status_code == 422
+    assert r.json()["error"]["message"].endswith(NOT_CONFIGURED)
+    conversations = client.get("/api/conversations", headers=alice).json()
+    tree = client.get(f"/api/conversations/{conversations[0]['id']}", headers=alice).json()
+    assert tree["messages"] == []
+
+
+def test_with_a_backend_the_image_switch_is_offered(image_client):
+    alice = new_user(image_client, "alice@x.io")
+    offered = [t["name"] for t in image_client.get("/api/tools", headers=alice).json()]
+    assert "image" in offered
 
 
 @pytest.mark.parametrize(

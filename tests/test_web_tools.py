@@ -1,6 +1,6 @@
 """Tools in a real browser: the composer's switches, a code cell's output, a document attached
-to a chat with its reading progress, numbered citations that open their passage, and a tool
-that is not configured saying so.
+to a chat with its reading progress, and numbered citations that open their passage. (Switches
+for tools that are not configured are not shown: tests/test_web_chat_flow.py.)
 
     .venv/bin/python -m pytest -q tests/test_web_tools.py
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from test_web_chat import answers, composer, conv_id_of, send, wait_answered
+from test_web_chat import answers, conv_id_of, send, wait_answered
 
 pytestmark = pytest.mark.browser
 
@@ -77,17 +77,6 @@ def test_a_document_is_read_with_progress_and_its_passage_opens_from_a_citation(
     answers(page).first.locator(".source-btn").click()
     expect(page.get_by_role("dialog", name="Source 1")).to_contain_text("4417")
     assert page.evaluate("window.__pwned") is None
-
-
-def test_a_tool_that_is_not_configured_says_so_and_the_answer_still_comes(web):
-    page = web.signed_in("ada@example.com")
-    switch(page, "image").click()
-    send(page, "Draw a lighthouse at dusk")
-    wait_answered(page, 1)
-    card = answers(page).first.locator(".tool-card[data-tool='image']")
-    expect(card).to_contain_text("No image backend is configured")
-    expect(answers(page).first.locator(".markdown")).to_contain_text("Draw a lighthouse")
-    expect(composer(page)).to_be_empty()
 
 
 def test_a_profile_brings_its_tools_and_knowledge_to_every_chat(web, tmp_path):

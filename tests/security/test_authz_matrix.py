@@ -11,16 +11,19 @@ from __future__ import annotations
 import base64
 import re
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from conftest import new_user
 from tandem.api.access import ROUTE_RULES, Rule, _flatten, app_routes
+from tandem.voice import wav_bytes
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
 MISSING = "0" * 32
+WAV = wav_bytes(np.zeros(1600, dtype=np.int16), 16_000)  # 0.1 s of silence
 
 
 def _dependency_names(route: object) -> set[str]:
@@ -168,6 +171,7 @@ def _body(method: str, path: str, ids: dict) -> dict | None:
     """A valid request body for each route that takes one."""
     bodies = {
         ("POST", "/v1/chat/completions"): {"messages": [{"role": "user", "content": "x"}]},
+        ("POST", "/v1/audio/speech"): {"model": "tts-1", "input": "x", "voice": "alloy"},
         ("PATCH", "/api/auth/me"): {"display_name": "renamed"},
         # The same password again: later log-ins in these tests keep working.
         ("POST", "/api/auth/password"): {
@@ -180,6 +184,7 @@ def _body(method: str, path: str, ids: dict) -> dict | None:
         ("POST", "/api/conversations/{conversation_id}/messages"): {"content": "hi"},
         ("PUT", "/api/conversations/{conversation_id}/current"): {"message_id": ids["message_id"]},
         ("POST", "/api/messages/{message_id}/regenerate"): {},
+        ("POST", "/api/messages/{message_id}/continue"): {},
         ("POST", "/api/messages/{message_id}/edit"): {"content": "edited"},
         ("POST", "/api/messages/{message_id}/improve"): {"content": "improved"},
         ("POST", "/api/messages/{message_id}/feedback"): {"rating": "down"},
@@ -226,6 +231,11 @@ def _call(client: TestClient, method: str, path: str, ids: dict, headers: dict, 
         files = {"file": ("b.png", PNG, "image/png")}
     elif (method, path) == ("POST", "/api/files"):
         files = {"file": ("more.txt", b"more notes\n", "text/plain")}
+    elif (method, path) == ("POST", "/v1/audio/transcriptions"):
+        files = {"file": ("a.wav", WAV, "audio/wav")}
+        return client.request(
+            method, url, files=files, data={"model": "whisper-1"}, headers=headers
+        )
     body = _body(method, path, ids)
     return client.request(method, url, json=body, files=files, headers=headers)
 

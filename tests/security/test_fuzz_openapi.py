@@ -6,7 +6,12 @@ The run goes over HTTP to a live server and is authenticated: a user who owns a 
 messages, feedback, a comparison, a profile, a memory and a file (so id-bearing routes hit real
 rows as well as random ids), then an admin for the admin routes. Cases are valid and invalid
 requests; generation is deterministic (`derandomize`), bounded per operation, and runs on the
-FakeEngine catalog, streaming included. Figures and findings: docs/security.md, "Fuzzing".
+FakeEngine catalog, streaming included; its engines seed an RNG from the request as the
+embedded engine does, so a seed the real engine cannot take fails here too. `/v1/chat/
+completions` also gets valid bodies built around the generated sampling parameters (its
+message rules are not expressible in JSON Schema, so plain positive cases were all 400s), and
+every event stream must end with a finish or an error. Figures and findings: docs/security.md,
+"Fuzzing".
 
     .venv/bin/python -m pytest -q -m security_slow tests/security/test_fuzz_openapi.py
 """
@@ -14,6 +19,7 @@ FakeEngine catalog, streaming included. Figures and findings: docs/security.md, 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +45,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conftest import new_user
+from strict_fake_engines import SeededFakeEngine
 from tandem.api.app import create_app
 
 CHECKS = [
@@ -55,6 +62,8 @@ DESTRUCTIVE = re.compile(r"^DELETE |^POST /api/auth/logout")
 
 # Cases per operation and identity: about 3,600 in all, about a minute on 2 cores.
 EXAMPLES = 50
+# Events read from one stream; a longer one is cut short by the fuzzer and not judged.
+MAX_STREAM_EVENTS = 2_000
 
 
 @dataclass
@@ -63,11 +72,13 @@ class FuzzRun:
     cases: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    successes: dict[str, int] = field(default_factory=dict)  # 2xx answers per operation
 
     def summary(self) -> str:
         return (
             f"{self.operations} operations, {self.cases} cases, {len(self.failures)} failures; "
-            f"statuses {dict(sorted(self.statuses.items()))}"
+            f"statuses {dict(sorted(self.statuses.items()))}; "
+            f"/v1/chat/completions 2xx: {self.successes.get('POST /v1/chat/completions', 0)}"
         )
 
 
@@ -167,6 +178,78 @@ def _real_models(case: Any) -> Any:
     return case
 
 
+CHAT_ROLES = ("system", "developer", "user", "assistant")
+
+
+def _valid_chat_completion(case: Any) -> Any:
+    """A generated /v1/chat/completions body made acceptable past validation: plain text
+    messages (the tool-message rules live in validators JSON Schema cannot express), a real
+    model, no tools (the fake engines have none), a small max_tokens; every other generated
+    parameter is kept as it came."""
+    if not isinstance(case.body, dict):
+        return case
+    body = case.body
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    repaired = []
+    for i, message in enumerate(messages[:8] or [{}]):
+        message = message if isinstance(message, dict) else {}
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        role = message.get("role") if message.get("role") in CHAT_ROLES else "user"
+        repaired.append({"role": role, "content": content if isinstance(content, str) else f"m{i}"})
+    repaired.append({"role": "user", "content": repaired[-1]["content"]})
+    body["messages"] = repaired
+    body["model"] = REAL_MODELS["model"]
+    for key in ("tools", "tool_choice"):
+        body.pop(key, None)
+    for key in ("max_tokens", "max_completion_tokens"):
+        if key in body:
+            body[key] = min(body[key], 8) if isinstance(body[key], int) else 8
+    body.setdefault("max_tokens", 8)
+    return case
+
+
+# Operations whose body rules JSON Schema cannot express: their positive cases made valid, run
+# on top of the mixed ones, so what they carry (seed, n, stop, stream, ...) reaches the engine
+# instead of stopping at a 400.
+VALID_BODIES = {"POST /v1/chat/completions": _valid_chat_completion}
+# How the native streams end when nothing failed: a turn (tandem.api.turns), a comparison.
+NATIVE_FINAL_EVENTS = frozenset({"done", "comparison"})
+
+
+def _stream_problem(response: Any) -> str | None:
+    """Why an event stream ended badly: each choice (/v1) must get a finish_reason, or the
+    stream must end with an error event (not a server error); a native stream ends with its
+    final event or `error`."""
+    content_type = response.headers.get("content-type") or [""]  # Schemathesis: a list
+    if not content_type[0].startswith("text/event-stream") or response.stream_cut_short:
+        return None
+    events = [
+        line[len("data: ") :] for line in response.text.splitlines() if line.startswith("data: ")
+    ]
+    payloads = [json.loads(e) for e in events if e != "[DONE]"]
+    if not payloads:
+        return "an empty stream"
+    last = payloads[-1]
+    if "error" in last:
+        # A stream's own 500: what not_a_server_error is for a plain answer.
+        if last["error"].get("code") == "internal_error":
+            return f"the stream ended with a server error: {last['error']}"
+        return None
+    if last.get("type") in NATIVE_FINAL_EVENTS:
+        return None
+    if "type" in last:
+        return f"a native stream ended with {last['type']!r}, not its final event or an error"
+    started = {c["index"] for p in payloads for c in p.get("choices", [])}
+    finished = {
+        c["index"] for p in payloads for c in p.get("choices", []) if c.get("finish_reason")
+    }
+    if started - finished:
+        return f"choices {sorted(started - finished)} ended with no finish_reason and no error"
+    return None
+
+
 def fuzz(
     base_url: str,
     seeded: Seeded,
@@ -176,31 +259,41 @@ def fuzz(
     """Every selected operation as the user, then the admin routes as the admin, over HTTP
     (a real server, so an unhandled exception is the 500 a client would get)."""
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    # Read event streams to their end (Schemathesis stops at 20 events by default), so the
+    # stream check below sees how each one ended.
+    schema.config.max_stream_events = MAX_STREAM_EVENTS
     ops = [r.ok() for r in schema.get_all_operations()]
     ops = [op for op in ops if only(_label(op))]
     ops.sort(key=lambda op: bool(DESTRUCTIVE.match(_label(op))))
     run = FuzzRun()
-    plan = [(op, seeded.user) for op in ops]
-    plan += [(op, seeded.admin) for op in ops if ADMIN_ROUTES.match(op.path)]
+    plan = [(op, seeded.user, _strategy(op, seeded.ids)) for op in ops]
+    plan += [
+        (op, seeded.user, op.as_strategy(GenerationMode.POSITIVE).map(VALID_BODIES[_label(op)]))
+        for op in ops
+        if _label(op) in VALID_BODIES
+    ]
+    plan += [
+        (op, seeded.admin, _strategy(op, seeded.ids)) for op in ops if ADMIN_ROUTES.match(op.path)
+    ]
     with requests.Session() as http:
-        for op, headers in plan:
+        for op, headers, strategy in plan:
             run.operations += 1
-            _fuzz_operation(op, http, base_url, headers, seeded.ids, examples, run)
+            _fuzz_operation(op, strategy, http, base_url, headers, examples, run)
     return run
 
 
 def _fuzz_operation(
     op: Any,
+    strategy: st.SearchStrategy,
     http: requests.Session,
     base_url: str,
     headers: dict[str, str],
-    ids: dict[str, Any],
     examples: int,
     run: FuzzRun,
 ) -> None:
     seen: set[str] = set()
 
-    @hypothesis.given(case=_strategy(op, ids))
+    @hypothesis.given(case=strategy)
     @hypothesis.settings(
         max_examples=examples,
         derandomize=True,  # the same cases every run
@@ -213,6 +306,10 @@ def _fuzz_operation(
         run.cases += 1
         response = case.call(base_url=base_url, session=http, headers=headers, timeout=60)
         run.statuses[response.status_code] = run.statuses.get(response.status_code, 0) + 1
+        if response.status_code < 300:
+            run.successes[_label(op)] = run.successes.get(_label(op), 0) + 1
+        if problem := _stream_problem(response):
+            _record(run, seen, op, case, response, AssertionError(f"UnfinishedStream: {problem}"))
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
         except FailureGroup as group:  # every failed check of this case
@@ -239,6 +336,17 @@ def _record(
         )
 
 
+def _seeding(catalog: Any) -> Any:
+    """The fake catalog's models, seeding an RNG from each request like the embedded engine."""
+    from tandem.engines import ModelCatalog
+
+    seeding = ModelCatalog(default_model=catalog.get().model_id)
+    for info in catalog.list():
+        engine = catalog.get(info.id)
+        seeding.add(SeededFakeEngine(engine.model_id, script=engine.script))
+    return seeding
+
+
 @pytest.fixture
 def served(
     settings: Any, fake_catalog: Any, live_server: Callable[..., str]
@@ -253,7 +361,7 @@ def served(
         rate_login_per_account=None,
         rate_login_per_ip=None,
     )
-    base = live_server(create_app(unlimited, fake_catalog))
+    base = live_server(create_app(unlimited, _seeding(fake_catalog)))
     with httpx.Client(base_url=base, timeout=60) as client:
         yield base, seed(client)
 
@@ -264,6 +372,8 @@ def test_the_whole_api_survives_fuzzing(served: tuple[str, Seeded]) -> None:
     print(run.summary())
     assert run.operations >= 69, run.summary()
     assert not run.failures, run.summary() + "\n" + "\n".join(run.failures)
+    # The valid /v1 bodies reached the engine, their sampling parameters included.
+    assert run.successes.get("POST /v1/chat/completions", 0) >= EXAMPLES // 2, run.successes
 
 
 SMOKE = re.compile(
@@ -278,6 +388,7 @@ def test_fuzz_smoke_a_few_cases_on_a_few_routes(served: tuple[str, Seeded]) -> N
     """The fast version for `make test`: 3 cases on a handful of routes, streaming included."""
     run = fuzz(*served, examples=3, only=lambda s: bool(SMOKE.match(s)))
     assert run.operations >= 7, run.summary()
+    assert run.successes.get("POST /v1/chat/completions", 0) >= 1, run.successes
     assert not run.failures, run.summary() + "\n" + "\n".join(run.failures)
 
 

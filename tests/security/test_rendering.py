@@ -294,3 +294,195 @@ def test_the_policy_refuses_injected_script_and_the_tests_notice(web):
     violations = [e for e in web.errors if "Content Security Policy" in e]
     assert violations, web.errors
     web.errors.clear()  # seen and expected here; anywhere else they fail the test
+
+
+# -- the Markdown renderer itself (markdown.js: markdown-it, highlight.js, KaTeX, DOMPurify) --
+
+# Renders `source` with the page's own renderMarkdown into a `.markdown` box on the page (so
+# assert_inert and the CSP listener see it) and describes what came out.
+RENDER = """async (source) => {
+  const { renderMarkdown } = await import("/static/markdown.js");
+  const box = document.createElement("div");
+  box.className = "markdown probe";
+  const raw = renderMarkdown(source);
+  box.innerHTML = raw;
+  document.querySelector("#thread").append(box);
+  return {
+    raw,
+    html: box.innerHTML,
+    text: box.textContent,
+    links: [...box.querySelectorAll("a")].map((a) => [a.getAttribute("href"), a.textContent,
+                                                      a.target, a.rel]),
+    tags: [...new Set([...box.querySelectorAll("*")].map((n) => n.localName))],
+  };
+}"""
+# Control characters, and U+FFFD: what the HTML parser makes of a NUL in an attribute.
+CONTROL = "".join(map(chr, range(32))) + "\x7f\ufffd"
+
+
+def render(page, source: str) -> dict:
+    return page.evaluate(RENDER, source)
+
+
+def test_link_urls_never_carry_control_characters(web):
+    page = web.signed_in("ada@example.com")
+    sources = (
+        "[held](https://example.com/`x`/y)",  # the old renderer's NUL placeholders leaked here
+        "[nul](https://example.com/a\x00b)",
+        "[soh](https://example.com/a\x01b) [bel](https://example.com/\x07)",
+        "<https://example.com/a\x1bb> https://example.com/c\x0bd",
+        "[del](https://example.com/a\x7fb)",
+    )
+    for source in sources:
+        out = render(page, source)
+        assert "\x00" not in out["raw"], source
+        for href, _, _, _ in out["links"]:
+            assert href.startswith("https://example.com"), (source, href)
+            assert not any(c in CONTROL for c in href), (source, href)
+    assert_inert(page)
+
+
+def test_text_after_a_code_span_inside_a_link_is_kept(web):
+    page = web.signed_in("ada@example.com")
+    out = render(page, "see [a `code` b](https://x.example/) now")
+    assert out["links"] == [
+        ["https://x.example/", "a code b", "_blank", "noopener noreferrer nofollow"]
+    ]
+    assert out["text"].strip() == "see a code b now"
+    assert "code" in out["tags"]
+
+
+def test_only_http_and_mailto_links_are_links(web):
+    page = web.signed_in("ada@example.com")
+    refused = (
+        "[a](javascript:alert(1))",
+        "[b](JaVaScRiPt:alert(1))",
+        "[c](data:text/html,<script>alert(1)</script>)",
+        "[d](vbscript:msgbox(1))",
+        "<javascript:alert(1)>",
+        "[e](/api/auth/logout)",  # relative: not a link either (as before)
+    )
+    for source in refused:
+        out = render(page, source)
+        assert out["links"] == [], source
+    out = render(page, "[w](https://example.com) <mailto:a@example.com> http://example.org/x")
+    assert [href for href, *_ in out["links"]] == [
+        "https://example.com",
+        "mailto:a@example.com",
+        "http://example.org/x",
+    ]
+    assert {(target, rel) for _, _, target, rel in out["links"]} == {
+        ("_blank", "noopener noreferrer nofollow")
+    }
+    assert_inert(page)
+
+
+def test_raw_html_is_text_and_images_are_not_fetched(web):
+    page = web.signed_in("ada@example.com")
+    source = (
+        "<img src=x onerror=\"window.__pwned='img'\"> <script>window.__pwned=1</script>\n\n"
+        "![a chart](https://example.com/chart.png) ![x](javascript:alert(1))"
+    )
+    out = render(page, source)
+    assert "img" not in out["tags"] and "script" not in out["tags"]
+    assert "<img src=x onerror=" in out["text"] and "<script>" in out["text"]
+    # An image from elsewhere is a link to it, never loaded; a javascript: one is text.
+    assert [href for href, *_ in out["links"]] == ["https://example.com/chart.png"]
+    assert "a chart" in out["text"]
+    assert_inert(page)
+
+
+def test_citation_markers_stay_text_for_the_citation_linker(web):
+    page = web.signed_in("ada@example.com")
+    out = render(page, "Paris is the capital [1], and Lyon is larger than Nice [2][3].")
+    assert out["links"] == []
+    assert "[1]" in out["text"] and "[2][3]" in out["text"]
+
+
+def test_math_renders_as_mathml_without_inline_styles(web):
+    page = web.signed_in("ada@example.com")
+    out = render(page, "Energy $E = mc^2$ and $x^2$; it costs $5 or $10.\n\n$$\\int_0^1 x\\,dx$$")
+    assert "math" in out["tags"] and "msup" in out["tags"]
+    assert "it costs $5 or $10." in out["text"]  # currency is not math
+    box = page.locator(".probe").last
+    expect(box.locator("math")).to_have_count(3)
+    expect(box.locator("math[display=block]")).to_have_count(1)
+    expect(box.locator("math[display=block] mo").first).to_have_text("∫")
+    assert "style=" not in out["html"]
+    # Unfinished TeX (a formula still streaming) shows its source instead of failing.
+    out = render(page, "so $$\\frac{1}{")
+    assert "\\frac{1}{" in out["text"] and "math" not in out["tags"]
+    assert_inert(page)
+
+
+def test_fenced_code_is_highlighted_with_a_copy_button_even_unclosed(web):
+    page = web.signed_in("ada@example.com")
+    render(page, "```python\ndef add(a, b):\n    return a + 2  # sum\n```")
+    block = page.locator(".probe .code-block").last
+    expect(block.locator(".code-lang")).to_have_text("python")
+    expect(block.locator("button.copy-code")).to_have_text("Copy")
+    expect(block.locator(".hljs-keyword").first).to_have_text("def")
+    expect(block.locator(".hljs-comment")).to_have_text("# sum")
+    # An answer still streaming has no closing fence yet.
+    out = render(page, "Here:\n\n```js\nconst a = 1;\nconsole.log(a")
+    block = page.locator(".probe .code-block").last
+    expect(block.locator(".hljs-keyword")).to_have_text("const")
+    assert "console.log(a" in out["text"]
+    # Tables align by class: the CSP forbids style="".
+    out = render(page, "| a | b |\n|:-:|--:|\n| 1 | 2 |")
+    expect(page.locator(".probe").last.locator("th.align-center")).to_have_count(1)
+    assert "style=" not in out["html"]
+    assert_inert(page)
+
+
+STREAMED = (
+    "Area of a circle: $\\pi r^2$, see [1].\n\n"
+    "```python\ndef area(r):\n    return 3.14159 * r * r\n```\n\n"
+    "$$\n\\int_0^1 x\\,dx = \\frac{1}{2}\n$$\n\n"
+    "| r | area |\n|--:|--:|\n| 1 | 3.14 |\n\n"
+    "- [x] done\n- [ ] todo"
+)
+
+
+def test_every_prefix_of_an_answer_renders(web):
+    """Streaming renders each partial answer: none may throw or leave unsafe markup."""
+    page = web.signed_in("ada@example.com")
+    failures = page.evaluate(
+        """async (text) => {
+          const { renderMarkdown } = await import("/static/markdown.js");
+          const failures = [];
+          for (let i = 0; i <= text.length; i++) {
+            try {
+              const html = renderMarkdown(text.slice(0, i));
+              if (/ style=| on[a-z]+=|<script|<img/i.test(html)) failures.push([i, html]);
+            } catch (err) {
+              failures.push([i, String(err)]);
+            }
+          }
+          return failures;
+        }""",
+        STREAMED,
+    )
+    assert failures == []
+
+
+def test_a_streamed_answer_renders_markdown_math_and_code(web_with):
+    from tandem.engines import ModelCatalog
+    from tandem.engines.fake import FakeEngine
+
+    catalog = ModelCatalog(default_model="slow")
+    catalog.add(FakeEngine("slow", script=[STREAMED], delay_s=0.08))
+    web = web_with(catalog)
+    page = web.signed_in("ada@example.com")
+    send(page, "circles")
+    # Mid-stream the partial answer is already rendered (code block before the fence closes
+    # or right after), then the stored answer replaces it.
+    expect(page.locator(".msg.assistant.streaming .markdown .code-block")).to_have_count(1)
+    wait_answered(page, 1)
+    answer = answers(page).first.locator(".markdown")
+    expect(answer.locator("math")).to_have_count(2)
+    expect(answer.locator(".code-block .hljs-keyword").first).to_have_text("def")
+    expect(answer.locator("th.align-right")).to_have_count(2)
+    expect(answer.locator("input[type=checkbox][disabled]")).to_have_count(2)
+    expect(answer).to_contain_text("see [1].")
+    assert_inert(page)

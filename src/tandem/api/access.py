@@ -40,12 +40,15 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     # FastAPI's own documentation routes and the web app's assets
     ("GET", "/openapi.json"): P,
     ("GET", "/docs"): P,
-    ("GET", "/docs/oauth2-redirect"): P,
     ("GET", "/redoc"): P,
     ("GET", "/static"): P,
     # OpenAI-compatible
     ("GET", "/v1/models"): U,
+    ("GET", "/api/models"): U,
+    ("GET", "/api/tools"): U,
     ("POST", "/v1/chat/completions"): U,
+    ("POST", "/v1/audio/transcriptions"): U,
+    ("POST", "/v1/audio/speech"): U,
     # accounts
     ("POST", "/api/auth/signup"): P,
     ("POST", "/api/auth/login"): P,
@@ -68,6 +71,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/conversations/{conversation_id}/messages"): OWN,
     ("PUT", "/api/conversations/{conversation_id}/current"): OWN,
     ("POST", "/api/messages/{message_id}/regenerate"): OWN,
+    ("POST", "/api/messages/{message_id}/continue"): OWN,
     ("POST", "/api/messages/{message_id}/edit"): OWN,
     ("POST", "/api/messages/{message_id}/improve"): OWN,
     ("POST", "/api/messages/{message_id}/remember"): OWN,

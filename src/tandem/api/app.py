@@ -25,7 +25,9 @@ from tandem.api.errors import install_error_handlers
 from tandem.api.rate_limit import RateLimiter
 from tandem.api.responses import ERROR_RESPONSES
 from tandem.api.routes import (
+    audio,
     auth,
+    capabilities,
     comparisons,
     conversations,
     datasets,
@@ -46,21 +48,24 @@ from tandem.api.routes import (
 from tandem.api.security_headers import SecurityHeaders
 from tandem.chat import ChatService
 from tandem.core.credentials import check_admin_api_key
-from tandem.core.settings import Settings
+from tandem.core.settings import Settings, make_private_dir
 from tandem.engines import ModelCatalog
 from tandem.store import bootstrap_admin, make_engine, make_session_factory, migrate
 from tandem.store.files import MAX_FILE_BYTES
 from tandem.store.group_commit import GroupCommit
 from tandem.store.uploads import MAX_UPLOAD_BYTES
 from tandem.store.users import SESSION_TIMEOUTS, SessionTimeouts
-from tandem.web import pages
+from tandem.voice import MAX_AUDIO_BYTES, VoiceService
+from tandem.web import api_docs, pages
 
 log = logging.getLogger("tandem.api")
 
 ROUTERS = (
     openai.router,
+    audio.router,
     auth.router,
     keys.router,
+    capabilities.router,
     conversations.router,
     messages.router,
     feedback.router,
@@ -90,6 +95,8 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
         from tandem.engines.setup import build_catalog  # heavy imports only when serving
 
         catalog = build_catalog(settings)
+    # Every user's data lives under the home: this account only (tandem.core.settings).
+    make_private_dir(settings.home)
     db = make_engine(settings.database_url)
     session_factory = make_session_factory(db)
     # Every session the app opens knows the web-session timeouts (tandem.store.users).
@@ -107,6 +114,7 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
         ingestor.resume_unfinished()
         yield
         ingestor.shutdown()
+        app.state.voice.close()  # tests may have swapped in their own
         signal_writes.close()
         if owns_catalog:
             catalog.close()
@@ -117,6 +125,9 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
         version=tandem.__version__,
         description="Chat with a model whose users' signals post-train its next version.",
         lifespan=lifespan,
+        # /docs and /redoc come from tandem.web.api_docs: pinned, vendored, no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.catalog = catalog
@@ -134,11 +145,14 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
 
     ingestor = Ingestor(session_factory, settings.home / "files")
     app.state.ingestor = ingestor
+    # Speech to text and text to speech: models load on first use (tandem.voice).
+    app.state.voice = VoiceService(settings)
     install_error_handlers(app)
-    # Image uploads may be 10 MB (plus the multipart envelope); the route checks the file.
+    # Uploads may be larger (plus the multipart envelope); each route checks its file.
     upload_limit = {
         "/api/uploads": MAX_UPLOAD_BYTES + 64 * 1024,
         "/api/files": MAX_FILE_BYTES + 64 * 1024,
+        "/v1/audio/transcriptions": MAX_AUDIO_BYTES + 64 * 1024,
     }
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=upload_limit)
     if settings.cors_origins:
@@ -160,4 +174,5 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     for router in ROUTERS:
         app.include_router(router, responses=ERROR_RESPONSES)  # documented for every route
     pages.install(app)  # the web app: pages at /, assets at /static
+    api_docs.install(app)  # /docs and /redoc
     return app

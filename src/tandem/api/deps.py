@@ -94,7 +94,7 @@ def get_current_user(request: Request, session: SessionDep) -> User:
             raise ApiError(401, "invalid, revoked or disabled API key", "invalid_api_key")
         if user is not None:
             if cred[0] == "cookie":
-                check_csrf(request)
+                check_csrf(request, cred[1])
             request.state.credential = cred
             # End the lookup's transaction: the session gives its pooled connection back now,
             # not when the request ends. A generating request lives for seconds and records

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tandem.engines import ContextLengthExceeded, EngineError, ModelNotFound
 from tandem.store import Conflict, InvalidInput, NotFound, PermissionDenied
+from tandem.voice import AudioError, AudioTooLong, VoiceBusy, VoiceUnavailable
 
 log = logging.getLogger("tandem.api")
 
@@ -30,6 +31,7 @@ ERROR_TYPES = {
     429: "rate_limit_error",
     500: "server_error",
     502: "engine_error",
+    503: "server_error",
 }
 
 
@@ -114,6 +116,29 @@ def install_error_handlers(app: FastAPI) -> None:
     async def engine_error(_: Request, exc: EngineError) -> JSONResponse:
         log.warning("engine error: %s", exc)
         return error_response(502, f"the model backend failed: {exc}", "engine_error")
+
+    @app.exception_handler(AudioError)
+    async def audio_error(_: Request, exc: AudioError) -> JSONResponse:
+        return error_response(400, str(exc), "invalid_audio")
+
+    @app.exception_handler(AudioTooLong)
+    async def audio_too_long(_: Request, exc: AudioTooLong) -> JSONResponse:
+        return error_response(413, str(exc), "audio_too_long")
+
+    @app.exception_handler(VoiceUnavailable)
+    async def voice_unavailable(_: Request, exc: VoiceUnavailable) -> JSONResponse:
+        # The reason names paths on the server: it goes to the log, not to the caller.
+        log.warning("voice unavailable: %s", exc)
+        return error_response(
+            503,
+            "speech is not available on this server; its log says why (check TANDEM_TRANSCRIBER, "
+            "TANDEM_WHISPER_MODEL, TANDEM_SYNTHESIZER, TANDEM_PIPER_VOICE)",
+            "unavailable",
+        )
+
+    @app.exception_handler(VoiceBusy)
+    async def voice_busy(_: Request, exc: VoiceBusy) -> JSONResponse:
+        return error_response(503, str(exc), "busy", {"Retry-After": "2"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

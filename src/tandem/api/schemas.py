@@ -17,6 +17,11 @@ from tandem.store.models import StoredGeneration, StoredMessage
 MAX_TEXT = 100_000  # characters in one message
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 ModelId = Annotated[str, Field(min_length=1, max_length=200)]
+# A seed is stored in a signed 64-bit column and seeds a NumPy/torch RNG, which refuse negative
+# values (OpenAI documents it as a non-negative integer too). n choices on /v1 and a
+# comparison's second answer add up to 7 to it, so the top 7 values stay out.
+SEED_MAX = 2**63 - 8
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
 # The built-in tools a message or a profile can switch on (tandem.tools).
@@ -38,7 +43,9 @@ def form_fields(*allowed: str) -> Any:
         form = await request.form()  # parsed once: FastAPI reads the same cached form
         extra = sorted(set(form.keys()) - set(allowed))
         if extra:
-            raise ApiError(422, f"unknown form fields: {', '.join(extra)}", "extra_forbidden")
+            # 400 on the OpenAI-compatible /v1, as its clients expect (tandem.api.errors).
+            status = 400 if request.url.path.startswith("/v1/") else 422
+            raise ApiError(status, f"unknown form fields: {', '.join(extra)}", "extra_forbidden")
 
     return Depends(check)
 
@@ -52,7 +59,7 @@ class SamplingIn(Body):
     stop: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
         None, max_length=4
     )
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    seed: Seed | None = None
     repetition_penalty: float | None = Field(None, ge=0.5, le=2)
 
     def overrides(self) -> dict[str, Any]:
@@ -78,10 +85,22 @@ class MessagePublic(Public):
     improved_from: str | None = Field(
         None, description="the answer this one rewrites (the UI labels it 'edited by you')"
     )
+    finish_reason: str | None = Field(
+        None,
+        description="why the answer ended: stop, length (the token cap) or loop (it repeated "
+        "itself; both can be continued), cancelled, error",
+    )
+    notices: list[str] = Field(
+        default_factory=list,
+        description="what the user was told beside the answer (the model could not see the "
+        "images, older messages no longer fit the context)",
+    )
     created_at: datetime
 
     @classmethod
-    def of(cls, row: StoredMessage) -> MessagePublic:
+    def of(cls, row: StoredMessage, generation: StoredGeneration | None = None) -> MessagePublic:
+        """`generation`: the answer's record, for its finish reason and notices (never its
+        model: a blind comparison hides that until the vote)."""
         return cls(
             id=row.id,
             conversation_id=row.conversation_id,
@@ -91,6 +110,8 @@ class MessagePublic(Public):
             parts=row.parts,
             generation_id=row.generation_id,
             improved_from=improved_from(row),
+            finish_reason=generation.finish_reason if generation is not None else None,
+            notices=list(generation.notices or []) if generation is not None else [],
             created_at=row.created_at,
         )
 

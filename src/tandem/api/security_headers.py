@@ -7,9 +7,9 @@ The policy allows scripts, styles, fonts and fetches from our own origin only, a
 script or style at all: even if some text ever slipped through the Markdown renderer as markup,
 the browser would refuse to run it. Images may also be `data:` and `blob:` URLs (attachment
 previews). A response that sets its own policy (uploads, file downloads: stricter still) keeps
-it. The interactive API docs (/docs, /redoc) are FastAPI's stock pages, which load their bundle
-from a CDN and configure it with an inline script; they show no user data, so they get a
-policy that allows exactly that, and no other page does.
+it. The interactive API docs (/docs, tandem.web.api_docs) get the same policy: they load a
+vendored, pinned Swagger UI from this origin and start it from a static script (FastAPI's
+stock pages needed a CDN and inline script, and had a looser policy of their own).
 """
 
 from __future__ import annotations
@@ -31,35 +31,12 @@ APP_POLICY = "; ".join(
         "form-action 'self'",
     )
 )
-CDN = "https://cdn.jsdelivr.net"
-DOCS_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        f"script-src 'self' 'unsafe-inline' {CDN}",
-        f"style-src 'self' 'unsafe-inline' {CDN} https://fonts.googleapis.com",
-        "font-src 'self' https://fonts.gstatic.com",
-        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
-        "worker-src 'self' blob:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-        "form-action 'self'",
-    )
-)
 BASE_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
-
-
-def policy_for(path: str) -> str:
-    """The Content-Security-Policy a response for `path` gets unless it sets its own."""
-    if path == "/docs" or path.startswith(("/docs/", "/redoc")):
-        return DOCS_POLICY
-    return APP_POLICY
 
 
 class SecurityHeaders:
@@ -72,7 +49,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = policy_for(scope["path"]).encode()
+        policy = APP_POLICY.encode()
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -5,11 +5,16 @@ checks the request's credential again as events flow (at most every `RECHECK_S` 
 once the key is revoked or the user disabled, the stream ends with an `error` event (401)
 and the generator is closed, which stops generation and stores the partial answer as
 "cancelled" (tandem.chat).
+
+A stream that fails ends with an error event too, whatever the exception (`stream_error`):
+the model backend's own errors as 502 with their message, anything else as 500 with a generic
+message (the details go to the log, never to the client). A stream never just stops.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -21,7 +26,9 @@ from starlette.concurrency import run_in_threadpool
 
 from tandem.api.deps import still_authenticated
 from tandem.api.errors import error_body
+from tandem.engines import EngineError
 
+log = logging.getLogger("tandem.api")
 RECHECK_S = 0.5
 
 
@@ -30,18 +37,29 @@ def sse(payload: Any) -> str:
     return f"data: {data}\n\n"
 
 
+def stream_error(exc: Exception) -> dict[str, Any]:
+    """The error body that ends a stream that raised `exc` (logged here when unexpected)."""
+    if isinstance(exc, EngineError):
+        return error_body(502, f"the model backend failed: {exc}", "engine_error")
+    log.error("a stream failed", exc_info=exc)
+    return error_body(500, "internal server error", "internal_error")
+
+
 async def _guarded(events: AsyncIterator[str], request: Request) -> AsyncIterator[str]:
     checked = time.monotonic()
-    async with aclosing(events) as frames:  # type: ignore[type-var]
-        async for frame in frames:
-            now = time.monotonic()
-            if now - checked >= RECHECK_S:
-                checked = now
-                if not await run_in_threadpool(still_authenticated, request):
-                    message = "the API key was revoked or the account disabled"
-                    yield sse({"type": "error", **error_body(401, message, "invalid_api_key")})
-                    return
-            yield frame
+    try:
+        async with aclosing(events) as frames:  # type: ignore[type-var]
+            async for frame in frames:
+                now = time.monotonic()
+                if now - checked >= RECHECK_S:
+                    checked = now
+                    if not await run_in_threadpool(still_authenticated, request):
+                        message = "the API key was revoked or the account disabled"
+                        yield sse({"type": "error", **error_body(401, message, "invalid_api_key")})
+                        return
+                yield frame
+    except Exception as exc:  # the last net: the streams end with their own error events
+        yield sse({"type": "error", **stream_error(exc)})
 
 
 def sse_response(events: AsyncIterator[str], request: Request | None = None) -> StreamingResponse:

@@ -10,6 +10,7 @@ Stream events, one JSON object per `data:` line:
      "attachments", "display", "error", "duration_s"}  ... and finished
     {"type": "delta", "text": "..."}                 as tokens arrive
     {"type": "done", "message": {...}, "generation": {...}, "memory_saved", "notice"}
+    {"type": "title", "title": "..."}              after the first answer: the chat's new title
     {"type": "error", "error": {"message", "type", "code"}}
 `memory_saved` is `{"id", "text"}` when the user message asked to remember something, else
 null; `notice` is a sentence to show beside the answer (the model could not see the images),
@@ -20,6 +21,7 @@ finish_reason "cancelled".
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
@@ -27,9 +29,9 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from tandem.api.errors import ApiError, error_body
+from tandem.api.errors import ApiError
 from tandem.api.schemas import GenerationPublic, MessagePublic
-from tandem.api.sse import sse, sse_response
+from tandem.api.sse import sse, sse_response, stream_error
 from tandem.chat import Turn
 from tandem.engines import EngineError
 from tandem.store.models import Memory
@@ -56,7 +58,7 @@ def _done(turn: Turn) -> TurnPublic:
     assert turn.assistant_message is not None and turn.generation is not None
     return TurnPublic(
         user_message=MessagePublic.of(turn.user_message) if turn.user_message else None,
-        assistant_message=MessagePublic.of(turn.assistant_message),
+        assistant_message=MessagePublic.of(turn.assistant_message, turn.generation),
         generation=GenerationPublic.of(turn.generation),
         memory_saved=MemorySaved.of(turn.memory_saved),
         notice=turn.notice,
@@ -79,11 +81,10 @@ async def _events(turn: Turn) -> AsyncIterator[str]:
                     yield sse(chunk.event)
                 if chunk.text:
                     yield sse({"type": "delta", "text": chunk.text})
-    except EngineError as exc:
-        error = error_body(502, f"the model backend failed: {exc}", "engine_error")
-        yield sse({"type": "error", **error})
+        done = _done(turn)
+    except Exception as exc:  # any failure, not only the engine's: the client is told
+        yield sse({"type": "error", **stream_error(exc)})
         return
-    done = _done(turn)
     yield sse(
         {
             "type": "done",
@@ -93,6 +94,12 @@ async def _events(turn: Turn) -> AsyncIterator[str]:
             "notice": done.notice,
         }
     )
+    if turn.title is not None:
+        # The first answer names the chat (tandem.chat.titles): the title follows the answer.
+        # Shielded: a client that leaves now does not stop the chat being named.
+        title = await asyncio.shield(turn.title)
+        if title:
+            yield sse({"type": "title", "title": title})
 
 
 async def respond(

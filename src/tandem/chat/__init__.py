@@ -1,11 +1,12 @@
 """Turning a conversation into model input, calling an engine, recording the generation."""
 
+from tandem.chat.comparison import ComparisonTurn
 from tandem.chat.render import render_messages, render_system_prompt
-from tandem.chat.service import ChatService, ComparisonOutcome, Turn, resolve_sampling
+from tandem.chat.service import ChatService, Turn, resolve_sampling
 
 __all__ = [
     "ChatService",
-    "ComparisonOutcome",
+    "ComparisonTurn",
     "Turn",
     "render_messages",
     "render_system_prompt",

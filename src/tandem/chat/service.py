@@ -34,8 +34,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tandem.chat.comparison import ComparisonTurn
+from tandem.chat.context import CONTEXT_NOTICE, STRATEGY, fit_to_context
+from tandem.chat.loops import LoopDetector
 from tandem.chat.memory_requests import memory_request
 from tandem.chat.render import render_messages, render_system_prompt, without_images
+from tandem.chat.titles import placeholder_title, write_title
 from tandem.chat.tooling import (
     MAX_TOOL_ROUNDS,
     answer_parts,
@@ -48,11 +52,10 @@ from tandem.chat.tooling import (
 from tandem.core.generation import GenerationRecord, SamplingParams
 from tandem.core.messages import Message, Part
 from tandem.core.settings import Settings
-from tandem.engines.base import Chunk, Engine, EngineError
+from tandem.engines.base import Chunk, Engine
 from tandem.engines.catalog import ModelCatalog
 from tandem.rollout.routing import applicable_rollout, served_version
 from tandem.store import (
-    ComparisonRepo,
     Conflict,
     ConversationRepo,
     CustomInstructionsRepo,
@@ -68,7 +71,6 @@ from tandem.store import (
     UserRepo,
 )
 from tandem.store.models import (
-    Comparison,
     Conversation,
     CustomInstructions,
     Memory,
@@ -79,7 +81,6 @@ from tandem.store.models import (
 )
 from tandem.tools.base import Tool, ToolContext, ToolResult, get_tool, tool_names
 
-TITLE_CHARS = 60
 MAX_ATTACHMENTS = 4
 NO_IMAGES_NOTICE = "This model can't see images; it answered from your text only."
 
@@ -106,14 +107,23 @@ class Turn:
         parent_id: str | None = None,
         user_message: StoredMessage | None = None,
         make_current: bool = True,
-        notice: str | None = None,
+        notices: Sequence[str] = (),
         tools: Sequence[tuple[Tool, dict[str, Any]]] = (),
         native_tools: Sequence[Tool] = (),
         tool_context: ToolContext | None = None,
         client_tools: Sequence[dict[str, Any]] = (),
+        history: ConversationHistory | None = None,
     ) -> None:
+        # A chat turn (with `history`) fits a long conversation into the context and cuts
+        # loops; an API request (/v1) is sent as the client wrote it.
+        self.history = history
+        self.continue_final = history is not None and history.continues is not None
+        self.notices = list(notices)
+        self.context: dict[str, Any] = {}
+        if history is not None:
+            messages = self._fit(messages, engine, params)
         # A request that cannot fit fails here, as the caller's error, before any streaming.
-        engine.check_request(messages, params)
+        engine.check_request(messages, params, self.continue_final)
         if (tools or native_tools) and tool_context is None:
             raise ValueError("tools need a tool context")
         # Tools to run before the model answers (switched on, arguments from the message) and
@@ -135,8 +145,6 @@ class Turn:
         self.parent_id = parent_id
         self.user_message = user_message
         self.make_current = make_current
-        # Shown to the user beside the answer (e.g. the model could not see their images).
-        self.notice = notice
         # The memory this turn's user message asked for, saved before the model answered.
         self.memory_saved: Memory | None = None
         self.text = ""
@@ -145,10 +153,36 @@ class Turn:
         # Known before generation starts, so a stream can name its record up front.
         self.generation_id = new_id()
         self._started = False
+        self._recording: asyncio.Future[None] | None = None
+        # The chat's new title, when this is the first answer of the chat (tandem.chat.titles).
+        self.title: asyncio.Task[str | None] | None = None
 
     @property
     def model(self) -> str:
         return self.engine.model_id
+
+    @property
+    def notice(self) -> str | None:
+        """What to show the user beside the answer (the model could not see their images,
+        older messages no longer fit), as one text; None when there is nothing to say."""
+        return " ".join(self.notices) or None
+
+    def _fit(
+        self, messages: Sequence[Message], engine: Engine, params: SamplingParams
+    ) -> list[Message]:
+        """Drop the oldest turns that no longer fit (tandem.chat.context); the record names
+        them, and the first answer of a branch that lost some says so once."""
+        assert self.history is not None
+        fitted = fit_to_context(engine, messages, params.max_tokens, self.continue_final)
+        if fitted.dropped:
+            self.context = {
+                "strategy": STRATEGY,
+                "dropped_messages": fitted.dropped,
+                "dropped_message_ids": list(self.history.message_ids[: fitted.dropped]),
+            }
+            if not self.history.already_dropped and CONTEXT_NOTICE not in self.notices:
+                self.notices.append(CONTEXT_NOTICE)
+        return fitted.messages
 
     async def _run_tool(self, tool: Tool, arguments: dict[str, Any], call_id: str | None = None):
         """Run one tool, yielding its start and end events; the result joins `tool_results`."""
@@ -213,13 +247,19 @@ class Turn:
                     yield chunk
             # Recorded as sent: the prompt with the tools' results in it.
             self.messages = with_tool_results(self.messages, self.tool_results)
+            if self.history is not None and self.tool_results:
+                self.messages = self._fit(self.messages, self.engine, self.params)
+            loops = LoopDetector() if self.history is not None else None
             for round_ in range(MAX_TOOL_ROUNDS + 1):
                 offer = self.native_tools if round_ < MAX_TOOL_ROUNDS else []
                 schemas = [t.openai_schema() for t in offer] or self.client_tools
                 extra = {"tools": schemas} if schemas else {}
                 calls: list[dict[str, Any]] = []
                 final = None
+                if self.continue_final:
+                    extra["continue_final"] = True
                 stream = self.engine.stream(self.messages, self.params, **extra)
+                looped = False
                 async with aclosing(stream) as chunks:
                     async for chunk in chunks:
                         if chunk.text:
@@ -231,6 +271,14 @@ class Turn:
                             final, finish = chunk, chunk.finish_reason
                         if chunk.text or chunk.finish_reason != "tool_calls" or self.client_tools:
                             yield chunk
+                        if loops is not None and loops.feed(chunk.text):
+                            # Closing the engine's stream (leaving the block) stops generating.
+                            looped = True
+                            break
+                if looped:
+                    finish = "loop"
+                    yield Chunk(finish_reason=finish)
+                    break
                 if calls and self.client_tools:
                     self._client_calls(calls)
                     break
@@ -243,9 +291,9 @@ class Turn:
                     break
                 async for chunk in self._model_tool_calls(calls):
                     yield chunk
-            if final is None:
+            if final is None and finish != "loop":
                 finish = "stop"
-        except EngineError:
+        except Exception:  # the engine's failure or any other: recorded as an error
             finish = "error"
             raise
         finally:
@@ -255,14 +303,23 @@ class Turn:
             latency = time.perf_counter() - start
             # A commit (an fsync on SQLite) in a worker thread, not on the event loop every
             # other request waits on; shielded, so a cancelled turn still waits for its record.
-            await asyncio.shield(
+            self._recording = asyncio.ensure_future(
                 asyncio.to_thread(self._record, final, finish, pieces, latency, ttft)
             )
+            await asyncio.shield(self._recording)
+            if self.history is not None and self.make_current and finish != "error":
+                self.title = self.service.name_chat(self)
 
     async def run(self) -> Turn:
         async for _ in self.stream():
             pass
         return self
+
+    async def recorded(self) -> None:
+        """Wait until the record is stored (also after the stream was cancelled mid-way);
+        returns at once for a turn that never started."""
+        if self._recording is not None:
+            await self._recording
 
     def _record(
         self,
@@ -288,6 +345,8 @@ class Turn:
             time_to_first_token_s=ttft,
             finish_reason=finish,
             tool_calls=[r.to_record() for r in self.tool_results],
+            context=self.context,
+            notices=self.notices,
         )
         with self.service.session_factory() as session:
             self.generation = GenerationRepo(session).add(
@@ -297,24 +356,34 @@ class Turn:
                 self.assistant_message = ConversationRepo(session).add_message(
                     self.user_id,
                     self.conversation_id,
-                    Message("assistant", answer_parts(self.text, self.tool_results)),
+                    self._answer_message(),
                     self.parent_id,
                     generation_id=self.generation.id,
                     make_current=self.make_current,
                 )
 
+    def _answer_message(self) -> Message:
+        """The stored answer. A continuation is a new version of the answer it continues: that
+        answer's text and then this turn's, with the sources and images it had."""
+        continues = self.history.continues if self.history is not None else None
+        if continues is None:
+            return Message("assistant", answer_parts(self.text, self.tool_results))
+        before = continues.to_message()
+        kept = tuple(p for p in before.parts if p.type != "text")
+        return Message("assistant", (Part("text", before.content + self.text), *kept))
 
-@dataclass
-class ComparisonOutcome:
-    comparison: Comparison
-    user_message: StoredMessage | None
-    answer_a: Turn
-    answer_b: Turn
-    memory_saved: Memory | None = None
 
-    @property
-    def notice(self) -> str | None:
-        return self.answer_a.notice or self.answer_b.notice
+@dataclass(frozen=True)
+class ConversationHistory:
+    """Where a chat turn stands in its conversation (the /v1 API has none)."""
+
+    # The branch's messages as the model reads them (stored system turns left out), oldest
+    # first: the generation record names the ones that no longer fit the context.
+    message_ids: tuple[str, ...]
+    # The previous answer on this branch already lost older messages: the user was told.
+    already_dropped: bool = False
+    # The answer this turn goes on writing (Continue), the last of the branch.
+    continues: StoredMessage | None = None
 
 
 @dataclass
@@ -348,6 +417,7 @@ class ChatService:
         self.default_model = default_model
         # Draws which turns become comparisons and shuffles their sides; seedable for tests.
         self.rng = rng or random.Random()
+        self._background: set[asyncio.Task[str | None]] = set()
 
     def _servable(self, version: str) -> bool:
         return version in self.catalog
@@ -404,11 +474,25 @@ class ChatService:
             memories=memories,
         )
 
-    def _branch(self, user_id: str, leaf_id: str | None) -> list[Message]:
-        if leaf_id is None:
-            return []
+    def _history(
+        self, user_id: str, leaf_id: str, continues: StoredMessage | None = None
+    ) -> tuple[list[Message], ConversationHistory]:
+        """The branch up to `leaf_id` as the model reads it, and where the turn stands."""
         with self.session_factory() as session:
-            return [m.to_message() for m in ConversationRepo(session).branch(user_id, leaf_id)]
+            rows = [
+                m for m in ConversationRepo(session).branch(user_id, leaf_id) if m.role != "system"
+            ]
+            # Whether the user was already told that older messages no longer fit: the last
+            # earlier answer on this branch lost some (its record says so).
+            previous = next(
+                (m for m in reversed(rows) if m.role == "assistant" and m.generation_id), None
+            )
+            already = False
+            if previous is not None and previous.generation_id is not None:
+                record = session.get(StoredGeneration, previous.generation_id)
+                already = bool(record is not None and record.context)
+        history = ConversationHistory(tuple(m.id for m in rows), already, continues)
+        return [m.to_message() for m in rows], history
 
     def _image_parts(self, user_id: str, attachments: Sequence[str]) -> list[Part]:
         """Image parts for the user's own uploads; a foreign or unknown id is NotFound."""
@@ -464,8 +548,53 @@ class ChatService:
             convs = ConversationRepo(session)
             row = convs.add_message(user_id, conv.id, message, parent_id)
             if not conv.title:
-                convs.rename(user_id, conv.id, " ".join(text.split())[:TITLE_CHARS])
+                convs.rename(user_id, conv.id, placeholder_title(text))
             return row
+
+    def name_chat(self, turn: Turn) -> asyncio.Task[str | None] | None:
+        """After a chat's first answer, have its model title the exchange in the background;
+        the task's result is the new title (None when the chat keeps the one it has)."""
+        if self.settings is None or not self.settings.chat_titles:
+            return None
+        if turn.conversation_id is None or turn.parent_id is None or not turn.text.strip():
+            return None
+        task = asyncio.create_task(
+            self._retitle(
+                turn.user_id, turn.conversation_id, turn.parent_id, turn.engine, turn.text
+            )
+        )
+        # Held until done: the event loop keeps only weak references to tasks.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _retitle(
+        self, user_id: str, conversation_id: str, question_id: str, engine: Engine, answer: str
+    ) -> str | None:
+        def first_question() -> str | None:
+            """The question, when it opens the chat and the chat still has its placeholder."""
+            with self.session_factory() as session:
+                convs = ConversationRepo(session)
+                row = convs.get_message(user_id, question_id)
+                question = row.to_message().content
+                conv = convs.get(user_id, conversation_id)
+                opens = row.parent_id is None
+                return question if opens and conv.title == placeholder_title(question) else None
+
+        question = await asyncio.to_thread(first_question)
+        title = await write_title(engine, question, answer) if question else None
+        if title is None:
+            return None
+
+        def rename() -> bool:
+            with self.session_factory() as session:
+                convs = ConversationRepo(session)
+                if convs.get(user_id, conversation_id).title != placeholder_title(question):
+                    return False  # renamed by the user meanwhile
+                convs.rename(user_id, conversation_id, title)
+                return True
+
+        return title if await asyncio.to_thread(rename) else None
 
     def _answer(
         self,
@@ -477,13 +606,25 @@ class ChatService:
         created_user_message: bool,
         make_current: bool = True,
         tools: Sequence[str] = (),
+        continues: StoredMessage | None = None,
     ) -> Turn:
-        branch = self._branch(user_id, user_message.id)
-        messages = render_messages(self._system(user_id, ctx), branch)
-        notice = None
+        """The answer to `user_message`, or (`continues`) more of an answer to it."""
+        leaf = continues.id if continues is not None else user_message.id
+        branch, history = self._history(user_id, leaf, continues)
+        system = self._system(user_id, ctx)
+        tooling: dict[str, Any] = {}
+        if continues is None:
+            tooling = self._tooling(user_id, ctx, engine, user_message, tools)
+        else:
+            # Going on writing an answer: its tools do not run again, and the model reads the
+            # system message the answer was started with (tool results included).
+            system = self._system_of(user_id, continues) or system
+        messages = render_messages(system, branch)
+        notices = []
         if not engine.info.accepts_images:
             messages, dropped = without_images(messages)
-            notice = NO_IMAGES_NOTICE if dropped else None
+            if dropped:
+                notices.append(NO_IMAGES_NOTICE)
         else:
             messages = self._inline_images(user_id, messages)
         return Turn(
@@ -496,9 +637,19 @@ class ChatService:
             parent_id=user_message.id,
             user_message=user_message if created_user_message else None,
             make_current=make_current,
-            notice=notice,
-            **self._tooling(user_id, ctx, engine, user_message, tools),
+            notices=notices,
+            history=history,
+            **tooling,
         )
+
+    def _system_of(self, user_id: str, answer: StoredMessage) -> str | None:
+        """The system message an answer's model read, from its generation record."""
+        if answer.generation_id is None:
+            return None
+        with self.session_factory() as session:
+            record = GenerationRepo(session).get(user_id, answer.generation_id)
+        first = Message.from_dict(record.input_messages[0]) if record.input_messages else None
+        return first.content if first is not None and first.role == "system" else None
 
     def _tooling(
         self,
@@ -518,6 +669,11 @@ class ChatService:
             return {}
         if self.settings is None:
             raise RuntimeError("ChatService needs settings to run tools")
+        # A profile's tool that cannot run here is left out (one the message asked for was
+        # refused by `_check_tools` before anything was stored).
+        tools = [t for t in tools if t.available(self.settings) is None]
+        if not tools:
+            return {}
         context = ToolContext(
             user_id=user_id,
             session_factory=self.session_factory,
@@ -532,6 +688,18 @@ class ChatService:
         text = user_message.to_message().content
         planned = [(t, t.arguments_for(context, text)) for t in tools]
         return {"tools": planned, "tool_context": context}
+
+    def _check_tools(self, requested: Sequence[str]) -> None:
+        """Refuse a message that switches on a tool that cannot run here (no search provider,
+        no image backend), before anything is stored, rather than run it to tell the model it
+        failed: the small model answers that by inventing results."""
+        known = set(tool_names())
+        for name in requested:
+            if name not in known:
+                raise InvalidInput(f"no tool {name!r}")
+            reason = get_tool(name).available(self.settings) if self.settings else None
+            if reason is not None:
+                raise InvalidInput(f"the {name} tool is not available on this server: {reason}")
 
     # -- the operations ---------------------------------------------------------------------
 
@@ -549,6 +717,7 @@ class ChatService:
         """Add a user message under `parent_id` (default: the conversation's current message),
         with `attachments` (upload ids) as image parts, and prepare the answer, with `tools`
         (names) switched on for it besides the profile's."""
+        self._check_tools(tools)
         ctx = self._context(user_id, conversation_id, model)
         if parent_id is None:
             parent_id = ctx.conv.current_message_id
@@ -588,6 +757,27 @@ class ChatService:
         ctx = self._context(user_id, answer.conversation_id, model)
         params = resolve_sampling(ctx.defaults, sampling)
         return self._answer(user_id, ctx, ctx.engine, params, question, False, tools=tools)
+
+    def continue_answer(
+        self,
+        user_id: str,
+        message_id: str,
+        model: str | None = None,
+        sampling: Mapping[str, Any] | None = None,
+    ) -> Turn:
+        """More of assistant message `message_id` (one cut by the token cap or a loop): the
+        model goes on writing it, and the whole answer becomes a new version beside it."""
+        with self.session_factory() as session:
+            convs = ConversationRepo(session)
+            answer = convs.get_message(user_id, message_id)
+            if answer.role != "assistant" or answer.parent_id is None:
+                raise InvalidInput("only an assistant message can be continued")
+            if not answer.to_message().content.strip():
+                raise InvalidInput("an empty answer cannot be continued; regenerate it instead")
+            question = convs.get_message(user_id, answer.parent_id)
+        ctx = self._context(user_id, answer.conversation_id, model)
+        params = resolve_sampling(ctx.defaults, sampling)
+        return self._answer(user_id, ctx, ctx.engine, params, question, False, continues=answer)
 
     def edit(
         self,
@@ -697,7 +887,7 @@ class ChatService:
             return None, None
         return (rollout.production_version, self.rng.choice(compared)), rollout.comparison_rate
 
-    async def compare(
+    def compare(
         self,
         user_id: str,
         conversation_id: str,
@@ -706,10 +896,10 @@ class ChatService:
         models: tuple[str | None, str | None] = (None, None),
         sampling: Mapping[str, Any] | None = None,
         attachments: Sequence[str] = (),
-    ) -> ComparisonOutcome:
-        """Two answers to one turn, generated concurrently, in random order (the user votes
-        blind). With `text`, a new user message is added under `parent_id` first; without it,
-        `parent_id` must be a user message to answer again."""
+    ) -> ComparisonTurn:
+        """Two answers to one turn, in random order (the user votes blind), ready to stream
+        side by side (tandem.chat.comparison). With `text`, a new user message is added under
+        `parent_id` first; without it, `parent_id` must be a user message to answer again."""
         ctx = self._context(user_id, conversation_id, models[0])
         engine_b = self._context(user_id, conversation_id, models[1] or models[0]).engine
         params = resolve_sampling(ctx.defaults, sampling)
@@ -738,16 +928,6 @@ class ChatService:
             if i == 1 and engines[0] is engines[1] and params.seed is not None:
                 p = dataclasses.replace(params, seed=params.seed + 1)
             turns.append(self._answer(user_id, ctx, engine, p, question, created, False))
-        await asyncio.gather(*(t.run() for t in turns))
-        assert turns[0].assistant_message and turns[1].assistant_message
-        with self.session_factory() as session:
-            comparison = ComparisonRepo(session).create(
-                user_id,
-                ctx.conv.id,
-                question.id,
-                turns[0].assistant_message.id,
-                turns[1].assistant_message.id,
-            )
-            # Until the vote, the turn's question is where the branch stands.
-            ConversationRepo(session).set_current(user_id, ctx.conv.id, question.id)
-        return ComparisonOutcome(comparison, question if created else None, *turns, memory)
+        return ComparisonTurn(
+            self, user_id, ctx.conv.id, question, created, (turns[0], turns[1]), memory
+        )

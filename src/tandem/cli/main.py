@@ -31,7 +31,7 @@ from tandem.cli.flywheel import flywheel_app
 from tandem.cli.rollout import rollout_app
 from tandem.cli.simulate import simulate_app
 from tandem.cli.train import add_models_commands, train_app
-from tandem.core.settings import Settings
+from tandem.core.settings import Settings, make_private_dir
 
 app = typer.Typer(help="tandem: a chat assistant that improves from its users' signals.")
 models_app = typer.Typer(help="Model versions in the registry.")
@@ -124,7 +124,7 @@ def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     except WeakSecret as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.home)  # 0700: every user's data lives there
     _prepare(settings)
     catalog = build_catalog(settings)
     catalog.get()  # load the default engine now, not on the first request

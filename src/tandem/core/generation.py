@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FINISH_REASONS = ("stop", "length", "cancelled", "error")
+# "loop": the chat cut an answer that kept repeating itself (tandem.chat.loops); an OpenAI
+# client sees it as "length", the other reason an answer is cut short.
+FINISH_REASONS = ("stop", "length", "loop", "tool_calls", "cancelled", "error")
+# The answers a person sees cut short, which the chat offers to continue.
+CUT_SHORT = ("length", "loop")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,12 @@ class GenerationRecord:
     # Tools that ran for this answer (`ToolResult.to_record()` each): name, arguments, output,
     # citations, attachments, error, duration.
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # How the conversation was fitted into the model's context, when it did not fit whole:
+    # `{"strategy": "drop_oldest", "dropped_messages": n, "dropped_message_ids": [...]}`.
+    context: dict[str, Any] = field(default_factory=dict)
+    # Sentences shown to the person beside the answer (the model could not see their images,
+    # older messages no longer fit), kept so the answer shows them after a reload too.
+    notices: list[str] = field(default_factory=list)
 
     @classmethod
     def of_completion(

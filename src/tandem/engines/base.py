@@ -54,6 +54,9 @@ class ModelInfo:
     # The model takes OpenAI-style `tools` and answers with tool calls; `stream` then accepts
     # a `tools=` keyword argument.
     supports_tools: bool = False
+    # Another engine serving the same weights as model `variant_of` (the transformers
+    # reference `<id>@transformers`): for comparing engines, not offered to ordinary users.
+    variant_of: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -97,6 +100,8 @@ class Engine(ABC):
     # Whether `stream` takes `tools=[...]` (OpenAI function schemas) and reports tool calls.
     # The embedded 135M model cannot call functions reliably; its tools run before it answers.
     supports_tools: bool = False
+    # Prompt plus answer, in tokens; None where the engine cannot count (remote servers).
+    max_context: int | None = None
 
     def __init__(self, model_id: str) -> None:
         self.model_id = model_id
@@ -110,17 +115,35 @@ class Engine(ABC):
             supports_tools=self.supports_tools,
         )
 
-    def render_prompt(self, messages: Sequence[Message]) -> str | None:
-        """The exact prompt text a local engine feeds the model; None for remote servers."""
+    def render_prompt(
+        self, messages: Sequence[Message], continue_final: bool = False
+    ) -> str | None:
+        """The exact prompt text a local engine feeds the model; None for remote servers.
+        `continue_final`: the last message is an unfinished assistant answer that the model
+        goes on writing (no end of turn after it, no new turn opened)."""
         return None
 
-    def check_request(self, messages: Sequence[Message], params: SamplingParams) -> None:
+    def count_tokens(self, messages: Sequence[Message], continue_final: bool = False) -> int | None:
+        """The prompt's length in tokens, for engines that know their tokenizer (None for
+        remote servers, which count for themselves). With `max_context` it lets the chat fit
+        a long conversation into the context."""
+        return None
+
+    def check_request(
+        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
+    ) -> None:
         """Raise ContextLengthExceeded for a request that cannot fit, before anything is
         stored or streamed. Remote engines leave this to their server."""
+        count = self.count_tokens(messages, continue_final)
+        if count is not None and self.max_context is not None:
+            ensure_fits(count, self.max_context)
 
     @abstractmethod
-    def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Chunk]:
-        """Yield chunks as tokens are produced; the final chunk has finish_reason and usage."""
+    def stream(
+        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
+    ) -> AsyncIterator[Chunk]:
+        """Yield chunks as tokens are produced; the final chunk has finish_reason and usage.
+        `continue_final` as for `render_prompt`."""
 
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
         start = time.perf_counter()

@@ -7,6 +7,7 @@ their models under `<backend name>/<model>`.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 
@@ -29,6 +30,9 @@ class ModelCatalog:
         self.default_model = default_model
         self._engines: dict[str, Engine] = {}
         self._factories: dict[str, tuple[Callable[[], Engine], ModelInfo]] = {}
+        # What a lazily registered model was registered as: its engine, once loaded, knows
+        # its capabilities but not that it is a variant of another model.
+        self._variants: dict[str, str] = {}
         self._lock = threading.Lock()
         # Called (outside the lock) before listing and when an unknown id is asked for, so
         # versions registered while the server runs become servable without a restart.
@@ -51,6 +55,8 @@ class ModelCatalog:
     def add_lazy(self, info: ModelInfo, factory: Callable[[], Engine]) -> None:
         """Register a model whose engine is built on the first request (loading takes seconds)."""
         with self._lock:
+            if info.variant_of:
+                self._variants[info.id] = info.variant_of
             if info.id not in self._engines:
                 self._factories[info.id] = (factory, info)
 
@@ -93,7 +99,10 @@ class ModelCatalog:
     def list(self) -> list[ModelInfo]:
         self.refresh()
         with self._lock:
-            infos = [e.info for e in self._engines.values()]
+            infos = [
+                dataclasses.replace(e.info, variant_of=self._variants.get(e.model_id))
+                for e in self._engines.values()
+            ]
             infos += [info for _, info in self._factories.values()]
         return sorted(infos, key=lambda i: i.id)
 

@@ -25,15 +25,24 @@ class FakeEngine(Engine):
         script: Sequence[str] = (),
         delay_s: float = 0.0,
         accepts_images: bool = False,
+        max_context: int | None = None,
     ):
         super().__init__(model_id)
         self.accepts_images = accepts_images
         self.script = list(script)
         self.delay_s = delay_s
+        # A context in words (the fake tokens), to test what happens when a chat outgrows it.
+        self.max_context = max_context
         self.calls: list[tuple[list[Message], SamplingParams]] = []
 
-    def render_prompt(self, messages: Sequence[Message]) -> str:
+    def render_prompt(self, messages: Sequence[Message], continue_final: bool = False) -> str:
+        if continue_final:
+            *before, final = messages
+            return self.render_prompt(before)[: -len("<assistant>")] + f"<assistant>{final.content}"
         return "".join(f"<{m.role}>{m.content}\n" for m in messages) + "<assistant>"
+
+    def count_tokens(self, messages: Sequence[Message], continue_final: bool = False) -> int:
+        return len(self.render_prompt(messages, continue_final).split())
 
     def _answer(self, messages: Sequence[Message]) -> str:
         if self.script:
@@ -42,8 +51,9 @@ class FakeEngine(Engine):
         return f"You said: {last_user}"
 
     async def stream(
-        self, messages: Sequence[Message], params: SamplingParams
+        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
     ) -> AsyncIterator[Chunk]:
+        self.check_request(messages, params, continue_final)
         self.calls.append((list(messages), params))
         answer, finish = self._answer(messages), "stop"
         words = answer.split(" ")
@@ -58,7 +68,7 @@ class FakeEngine(Engine):
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
             yield Chunk(text=piece)
-        prompt = self.render_prompt(messages)
+        prompt = self.render_prompt(messages, continue_final)
         yield Chunk(
             finish_reason=finish,
             usage=Usage(prompt_tokens=len(prompt.split()), completion_tokens=len(pieces)),

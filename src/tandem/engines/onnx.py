@@ -121,24 +121,23 @@ class OnnxEngine(Engine):
     def info(self) -> ModelInfo:
         return ModelInfo(id=self.model_id, backend=self.backend)
 
-    def render_prompt(self, messages: Sequence[Message]) -> str:
-        return self.template.render(messages)
+    def render_prompt(self, messages: Sequence[Message], continue_final: bool = False) -> str:
+        return self.template.render(messages, continue_final=continue_final)
 
     # ---- public API -------------------------------------------------------------------------
 
-    def _encode(self, messages: Sequence[Message]) -> tuple[str, list[int]]:
-        prompt = self.render_prompt(messages)
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False).ids
-        ensure_fits(len(ids), self.max_context)
-        return prompt, ids
+    def _tokens(self, messages: Sequence[Message], continue_final: bool) -> tuple[str, list[int]]:
+        prompt = self.render_prompt(messages, continue_final)
+        return prompt, self.tokenizer.encode(prompt, add_special_tokens=False).ids
 
-    def check_request(self, messages: Sequence[Message], params: SamplingParams) -> None:
-        self._encode(messages)
+    def count_tokens(self, messages: Sequence[Message], continue_final: bool = False) -> int:
+        return len(self._tokens(messages, continue_final)[1])
 
     async def stream(
-        self, messages: Sequence[Message], params: SamplingParams
+        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
     ) -> AsyncIterator[Chunk]:
-        prompt, ids = self._encode(messages)
+        prompt, ids = self._tokens(messages, continue_final)
+        ensure_fits(len(ids), self.max_context)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
         request = _Request(

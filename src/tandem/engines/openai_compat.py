@@ -15,6 +15,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 
 import httpx
+from httpx_sse import SSEError, aconnect_sse
 
 from tandem.core.generation import SamplingParams, Usage
 from tandem.core.messages import Message
@@ -43,6 +44,15 @@ def list_remote_models(backend: BackendConfig, timeout_s: float = 5.0) -> list[s
     response = httpx.get(url, headers=_headers(backend.api_key), timeout=timeout_s)
     response.raise_for_status()
     return [m["id"] for m in response.json().get("data", [])]
+
+
+def _error_text(event: dict) -> str:
+    """The message of an error a server reported inside its stream: OpenAI and Ollama send
+    `{"error": {"message": ...}}`, vLLM also `{"object": "error", "message": ...}`."""
+    error = event.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error or event.get("message") or event)
 
 
 def _arguments_text(arguments: object) -> str:
@@ -146,7 +156,11 @@ class OpenAICompatEngine(Engine):
         )
 
     def _body(
-        self, messages: Sequence[Message], params: SamplingParams, tools: list[dict] | None = None
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        tools: list[dict] | None = None,
+        continue_final: bool = False,
     ) -> dict:
         body: dict = {
             "model": self.remote_model,
@@ -164,6 +178,10 @@ class OpenAICompatEngine(Engine):
         if tools:
             body["tools"] = list(tools)
             body["tool_choice"] = "auto"
+        if continue_final:
+            # vLLM's chat-template options (also SGLang's): go on writing the last message.
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
         return body
 
     async def stream(
@@ -171,6 +189,7 @@ class OpenAICompatEngine(Engine):
         messages: Sequence[Message],
         params: SamplingParams,
         tools: list[dict] | None = None,
+        continue_final: bool = False,
     ) -> AsyncIterator[Chunk]:
         """Stream the answer; with `tools` (OpenAI function schemas, only for a backend that
         `supports_tools`), the final chunk may carry the model's tool calls instead."""
@@ -179,22 +198,29 @@ class OpenAICompatEngine(Engine):
         finish: str | None = None
         usage = Usage()
         calls = ToolCallAssembler()
+        ended = False  # `data: [DONE]` seen
         try:
-            async with self._client.stream(
-                "POST", "/chat/completions", json=self._body(messages, params, tools)
-            ) as response:
+            async with aconnect_sse(
+                self._client,
+                "POST",
+                "/chat/completions",
+                json=self._body(messages, params, tools, continue_final),
+            ) as source:
+                response = source.response
                 if response.status_code >= 400:
                     detail = (await response.aread()).decode(errors="replace")[:500]
                     raise EngineError(
                         f"{self.config.name} answered {response.status_code}: {detail}"
                     )
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
+                async for sse in source.aiter_sse():
+                    if not sse.data.strip():
                         continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
+                    if sse.data.strip() == "[DONE]":
+                        ended = True
                         break
-                    event = json.loads(data)
+                    event = json.loads(sse.data)
+                    if sse.event == "error" or event.get("error") or event.get("object") == "error":
+                        raise EngineError(f"{self.config.name} failed: {_error_text(event)}")
                     if event.get("usage"):
                         usage = Usage(
                             event["usage"].get("prompt_tokens", 0),
@@ -208,10 +234,16 @@ class OpenAICompatEngine(Engine):
                         calls.add(delta.get("tool_calls"))
                         if choice.get("finish_reason"):
                             finish = FINISH_REASONS.get(choice["finish_reason"], "stop")
+        except SSEError as exc:  # 2xx, but not text/event-stream
+            raise EngineError(f"{self.config.name} did not answer with a stream: {exc}") from exc
         except httpx.HTTPError as exc:
             raise EngineError(f"{self.config.name} is unreachable: {exc}") from exc
         except (json.JSONDecodeError, AttributeError, TypeError) as exc:
             raise EngineError(f"{self.config.name} sent a malformed stream: {exc}") from exc
+        if not ended and finish is None:
+            # The connection closed mid-answer (a crashed or restarted server, a proxy
+            # timeout): not an answer that merely happens to be short.
+            raise EngineError(f"{self.config.name} ended the stream before the answer finished")
         tool_calls = calls.result()
         if tool_calls:
             # Some servers end a tool-calling answer with "stop": the calls are what counts.

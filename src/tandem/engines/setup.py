@@ -48,9 +48,10 @@ def add_local_version(catalog: ModelCatalog, version: str, root: Path) -> None:
         model_dir = root / fmt
         if not model_dir.exists():
             continue
-        model_id = version if backend == DEFAULT_BACKEND else f"{version}@{backend}"
+        variant = backend != DEFAULT_BACKEND
+        model_id = f"{version}@{backend}" if variant else version
         catalog.add_lazy(
-            ModelInfo(id=model_id, backend=backend),
+            ModelInfo(id=model_id, backend=backend, variant_of=version if variant else None),
             lambda d=model_dir, m=model_id, f=factory: f(d, m),
         )
 

@@ -44,13 +44,29 @@ class ChatTemplate:
 
         return cls(source, token("bos_token"), token("eos_token"))
 
-    def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
-        return self._template.render(
+    def render(
+        self,
+        messages: Sequence[Message],
+        add_generation_prompt: bool = True,
+        continue_final: bool = False,
+    ) -> str:
+        """The prompt. `continue_final`: the last message is an unfinished assistant answer,
+        left open for the model to go on writing; like transformers' `continue_final_message`,
+        the template renders it whole and the text is cut right after its content."""
+        rendered = self._template.render(
             messages=[m.to_openai() for m in messages],
-            add_generation_prompt=add_generation_prompt,
+            add_generation_prompt=add_generation_prompt and not continue_final,
             bos_token=self.bos_token,
             eos_token=self.eos_token,
         )
+        if not continue_final:
+            return rendered
+        final = messages[-1].content if messages else ""
+        for content in (final, final.strip()):
+            end = rendered.rfind(content) if content else -1
+            if end >= 0:
+                return rendered[: end + len(content)]
+        raise ValueError("the chat template does not show the final message to continue")
 
 
 class IncrementalDecoder:

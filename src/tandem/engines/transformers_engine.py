@@ -13,6 +13,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from tandem.core.generation import Completion, SamplingParams, Usage
 from tandem.core.messages import Message
@@ -38,8 +39,8 @@ class TransformersEngine(Engine):
         self.template = ChatTemplate.from_model_dir(self.model_dir)
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 2048))
 
-    def render_prompt(self, messages: Sequence[Message]) -> str:
-        return self.template.render(messages)
+    def render_prompt(self, messages: Sequence[Message], continue_final: bool = False) -> str:
+        return self.template.render(messages, continue_final=continue_final)
 
     def _generate_kwargs(self, params: SamplingParams, seed: int) -> dict:
         self._torch.manual_seed(seed)
@@ -55,21 +56,21 @@ class TransformersEngine(Engine):
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kwargs
 
-    def _encode(self, messages: Sequence[Message]):  # type: ignore[no-untyped-def]
-        prompt = self.render_prompt(messages)
+    def _encode(self, messages: Sequence[Message], continue_final: bool = False) -> tuple[str, Any]:
+        prompt = self.render_prompt(messages, continue_final)
         ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-        ensure_fits(ids.shape[1], self.max_context)
         return prompt, ids
 
-    def check_request(self, messages: Sequence[Message], params: SamplingParams) -> None:
-        self._encode(messages)
+    def count_tokens(self, messages: Sequence[Message], continue_final: bool = False) -> int:
+        return int(self._encode(messages, continue_final)[1].shape[1])
 
     async def stream(
-        self, messages: Sequence[Message], params: SamplingParams
+        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
     ) -> AsyncIterator[Chunk]:
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        prompt, ids = self._encode(messages)
+        prompt, ids = self._encode(messages, continue_final)
+        ensure_fits(ids.shape[1], self.max_context)
         seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()

@@ -39,7 +39,7 @@ def eval_owner_id(session: Session) -> str:
         select(User).where(User.is_admin.is_(True)).order_by(User.created_at).limit(1)
     )
     if admin is None:
-        admin = UserRepo(session).create("admin@localhost", None, "admin", is_admin=True)
+        admin = UserRepo(session).create_bootstrap_admin()
     return admin.id
 
 

@@ -25,6 +25,8 @@ PREPARED_MODELS = REPO / ".cache" / "test-models" / "models"
 SERVER_ENV = {
     "TANDEM_RATE_GENERATION": "off",
     "TANDEM_RATE_GENERATION_PER_KEY": "off",
+    # Simulated users never read chat titles: naming each chat would spend the turn's CPU.
+    "TANDEM_CHAT_TITLES": "0",
     "HF_HUB_OFFLINE": "1",
 }
 

@@ -11,11 +11,14 @@ The rules, each hop of a redirect chain again:
 
 * http and https only; at most `MAX_REDIRECTS` redirects, followed here, not by the client.
 * The host is resolved here (`resolve`), and the fetch is refused when ANY of its addresses is
-  not public: loopback, private (RFC 1918), carrier-grade NAT (100.64/10), link-local (cloud
+  not globally reachable by tandem's own copy of the IANA special-purpose address registries
+  (`tandem.net.special_addresses`, never the standard library's tables, which change between
+  Python patch releases): loopback, private (RFC 1918), shared (100.64/10), link-local (cloud
   metadata 169.254.169.254, fe80::/10), unique-local (fc00::/7), multicast, unspecified,
-  reserved, documentation, and IPv6 forms that embed such an IPv4 address (IPv4-mapped
-  ::ffff:127.0.0.1, IPv4-compatible, 6to4, Teredo, NAT64). Cloud metadata host names are refused
-  by name too. Because the *resolved* address is checked, every spelling of an IPv4 address
+  reserved, documentation, benchmarking, IETF protocol assignments (192.0.0.0/24), IPv6
+  outside global unicast, and the IPv6 forms that carry such an IPv4 address (IPv4-mapped
+  ::ffff:127.0.0.1, IPv4-compatible, 6to4, Teredo, NAT64). Cloud metadata host names are
+  refused by name too. Because the *resolved* address is checked, every spelling of an IPv4 address
   (2130706433, 0177.0.0.1, 0x7f.1, 127.1) ends in the same check.
 * The connection goes to the address that was checked (`_PinnedBackend`): the host is never
   resolved a second time, so a DNS answer that changes between the check and the connect
@@ -46,6 +49,8 @@ import anyio
 import anyio.to_thread
 import httpcore
 
+from tandem.net.special_addresses import IPAddress, globally_reachable
+
 MAX_BYTES = 5_000_000
 TIMEOUT_S = 15.0
 MAX_REDIRECTS = 5
@@ -72,11 +77,6 @@ METADATA_HOSTS = frozenset(
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _HOST_CHARS = re.compile(r"^[a-z0-9.\-_:]+$")
-# NAT64 (RFC 6052) embeds an IPv4 address in its last 32 bits.
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class FetchError(Exception):
@@ -110,39 +110,9 @@ class Fetched:
 # -- which addresses are public ---------------------------------------------------------------
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries, for the forms that route to it."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]  # the client behind the Teredo relay
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if int(ip) >> 32 == 0 and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
-        return ipaddress.IPv4Address(int(ip))
-    return None
-
-
 def is_public_address(ip: IPAddress) -> bool:
-    """True only for a globally routable unicast address."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return is_public_address(embedded)
-        if ip.is_site_local:  # deprecated fec0::/10, still routed inside some networks
-            return False
-    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
-        return False
-    return ip.is_global and not (
-        ip.is_multicast
-        or ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+    """True only for a globally reachable address (tandem.net.special_addresses)."""
+    return globally_reachable(ip)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,13 @@ from typing import Any
 from tandem.sandbox.isolation import Isolation, detect_isolation
 from tandem.sandbox.limits import SandboxLimits
 from tandem.sandbox.outcome import classify
-from tandem.sandbox.outputs import clean_tables, collect_charts, read_json, safe_name
+from tandem.sandbox.outputs import (
+    UnreadableOutput,
+    clean_tables,
+    collect_charts,
+    read_json,
+    safe_name,
+)
 
 # Starting the namespaces and building the root takes a fraction of a second; the jail
 # enforces the wall time itself and the parent's hard stop allows for that and for copying.
@@ -263,6 +269,9 @@ def _run(
                 "MKL_NUM_THREADS": "1",
             },
         }
+        # Read by the jail before it pivots away from the host's tree; installed in the child.
+        (run_dir / "syscall-filter.bpf").write_bytes(isolation.syscall_filter)
+        jail_config["syscall_filter"] = str(run_dir / "syscall-filter.bpf")
         (run_dir / "jail.json").write_text(json.dumps(jail_config))
         command = [
             *isolation.command,
@@ -291,7 +300,11 @@ def _run(
             proc.stderr.close()
         out_dir = run_dir / "out"
         report = read_json(out_dir, "exit.json", 65536)
-        result = read_json(out_dir, "result.json", limits.result_bytes)
+        unreadable = None
+        try:
+            result = read_json(out_dir, "result.json", limits.result_bytes)
+        except UnreadableOutput as exc:
+            result, unreadable = None, str(exc)
         err_text = stderr.decode("utf-8", "replace")
         jail_lines = [ln for ln in err_text.splitlines() if ln.startswith("tandem-sandbox: ")]
         outcome = classify(
@@ -301,6 +314,7 @@ def _run(
             report=report,
             result=result,
             jail_error=jail_lines[-1].removeprefix("tandem-sandbox: ") if jail_lines else None,
+            unreadable_result=unreadable,
         )
         value = (result or {}).get("value")
         return SandboxResult(

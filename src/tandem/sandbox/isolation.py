@@ -8,8 +8,12 @@ IPC and UTS namespaces:
 * **userns** (an unprivileged server): a user namespace maps the server's uid to root inside,
   and the jail strips that root of every capability before running the code.
 
-When neither works (no `unshare`, namespaces disabled by the kernel or a seccomp profile),
-`detect_isolation` raises `SandboxUnavailable`: code is never run without isolation.
+Either way the code runs under a seccomp filter that stops it making namespaces of its own
+(`tandem.sandbox.syscall_filter`).
+
+When neither works (no `unshare`, namespaces disabled by the kernel or a seccomp profile), or
+the filter cannot be built (no libseccomp), `detect_isolation` raises `SandboxUnavailable`:
+code is never run without isolation.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import functools
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from tandem.sandbox.syscall_filter import FilterUnavailable, syscall_filter
 
 NAMESPACES = ("--mount", "--pid", "--net", "--ipc", "--uts")
 
@@ -31,6 +37,9 @@ class SandboxUnavailable(RuntimeError):
 class Isolation:
     mode: str  # "root" or "userns"
     command: tuple[str, ...]  # the `unshare ...` prefix that starts the jail
+    # The seccomp program the jail installs before the code runs (BPF, tandem.sandbox.
+    # syscall_filter).
+    syscall_filter: bytes = field(repr=False)
 
 
 def _works(command: list[str]) -> bool:
@@ -46,6 +55,10 @@ def _works(command: list[str]) -> bool:
 @functools.cache
 def detect_isolation() -> Isolation:
     """The strongest isolation that works here (cached; a failure is re-checked next time)."""
+    try:
+        program = syscall_filter()
+    except FilterUnavailable as exc:
+        raise SandboxUnavailable(str(exc)) from None
     unshare = shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin")
     if unshare is None:
         raise SandboxUnavailable(
@@ -55,10 +68,10 @@ def detect_isolation() -> Isolation:
     # whole PID namespace.
     base = [unshare, *NAMESPACES, "--kill-child"]
     if os.geteuid() == 0 and _works(base):
-        return Isolation("root", tuple(base))
+        return Isolation("root", tuple(base), program)
     userns = [unshare, "--user", "--map-root-user", *NAMESPACES, "--kill-child"]
     if _works(userns):
-        return Isolation("userns", tuple(userns))
+        return Isolation("userns", tuple(userns), program)
     raise SandboxUnavailable(
         "this server cannot create Linux namespaces (neither as root nor through an "
         "unprivileged user namespace), so the code sandbox is switched off"

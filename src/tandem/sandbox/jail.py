@@ -8,10 +8,12 @@ It builds a new root from read-only bind mounts (the Python runtime and its site
 /usr), size-capped tmpfs for /sandbox/work (the code's working directory), /tmp and
 /sandbox/outputs, a minimal /dev, pivots into it and
 detaches the host's tree, then forks the child that runs the user's code as an unprivileged
-uid with resource limits. As PID 1 it reaps every process; when the child ends or the wall
-time runs out it kills everything left in the namespace (`kill(-1)` from PID 1 spares only
-itself), copies the runner's result and charts out through a directory descriptor the child
-never sees, and exits. Its own death takes the whole PID namespace with it.
+uid with resource limits and, last before exec, the seccomp filter that refuses new
+namespaces (`tandem.sandbox.syscall_filter` builds it; here it is only installed). As PID 1
+it reaps every process; when the child ends or the wall time runs out it kills everything
+left in the namespace (`kill(-1)` from PID 1 spares only itself), copies the runner's result
+and charts out through a directory descriptor the child never sees, and exits. Its own death
+takes the whole PID namespace with it.
 
 Standard library only: it runs with `-I -S`, before anything is importable from the venv.
 Any setup failure exits with status 70 before user code runs: the code never runs with less
@@ -44,6 +46,8 @@ MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECUREBITS = 28
 PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 # SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP(_LOCKED) | KEEP_CAPS_LOCKED:
 # uid 0 inside a user namespace gets no capabilities back on execve.
 SECUREBITS_NO_ROOT = 0x01 | 0x02 | 0x04 | 0x08 | 0x20
@@ -181,6 +185,23 @@ def drop_privileges(cfg: dict) -> None:
     check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
+class SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+def install_syscall_filter(program: bytes) -> None:
+    """Load the BPF program (8-byte `struct sock_filter` entries) for this process and all it
+    starts. Needs no_new_privs (set by drop_privileges); it cannot be removed afterwards."""
+    if not program or len(program) % 8 or len(program) // 8 > 4096:
+        fail("the syscall filter is missing or malformed")
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.addressof(buffer))
+    check(
+        libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog), 0, 0),
+        "installing the syscall filter",
+    )
+
+
 def set_limits(limits: dict) -> None:
     cpu = limits["cpu_s"]
     # Soft limit: SIGXCPU; one second later the hard limit's SIGKILL.
@@ -196,7 +217,7 @@ def set_limits(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
 
 
-def run_child(cfg: dict) -> int:
+def run_child(cfg: dict, syscall_filter: bytes) -> int:
     pid = os.fork()
     if pid == 0:
         try:
@@ -204,6 +225,7 @@ def run_child(cfg: dict) -> int:
             drop_privileges(cfg)
             set_limits(cfg["limits"])
             os.chdir("/sandbox/work")
+            install_syscall_filter(syscall_filter)
             argv = [cfg["python"], "-I", "-S", "/sandbox/code/runner.py"]
             os.execve(cfg["python"], argv, cfg["env"])
         except BaseException as exc:
@@ -288,8 +310,10 @@ def main() -> None:
     # Not dumpable: a child of the same uid (user-namespace mode) cannot open /proc/1/fd.
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     out_fd = os.open(cfg["out_dir"], os.O_RDONLY | os.O_DIRECTORY)
+    with open(cfg["syscall_filter"], "rb") as f:  # the host's tree is gone after the pivot
+        syscall_filter = f.read()
     pivot(build_root(cfg))
-    child = run_child(cfg)
+    child = run_child(cfg, syscall_filter)
     report = supervise(child, cfg["limits"]["wall_s"])
     copy_outputs(out_fd, cfg["limits"])
     write_json(out_fd, "exit.json", report)

@@ -34,9 +34,12 @@ def classify(
     report: dict[str, Any] | None,
     result: dict[str, Any] | None,
     jail_error: str | None,
+    unreadable_result: str | None = None,
 ) -> Outcome:
     """The first limit that explains the run's end wins: output, wall time, CPU, memory,
-    processes; then the code's own exception."""
+    processes; then a result the server would not read (`unreadable_result`: why), then the
+    code's own exception. Every field of `result` was written by the code: only the expected
+    types are used."""
     if output_exceeded:
         return Outcome(
             "output_limit", f"Your code printed more than {_mb(limits.output_bytes)}; output cut."
@@ -51,6 +54,10 @@ def classify(
         killed_by == signal.SIGKILL and report.get("cpu_s", 0) >= limits.cpu_s
     ):
         return Outcome("timeout", f"Your code used more than {limits.cpu_s} s of CPU time.")
+    if unreadable_result is not None:
+        return Outcome(
+            "error", f"The code sandbox could not read your code's result: {unreadable_result}."
+        )
     error = (result or {}).get("error")
     if isinstance(error, dict):
         return _from_exception(limits, error)
@@ -85,8 +92,10 @@ def _from_exception(limits: SandboxLimits, error: dict[str, Any]) -> Outcome:
         return Outcome(
             "error", f"Your code filled the sandbox's {limits.disk_mb} MB working directory."
         )
-    name = str(error.get("type") or "an error")[:100]
-    message = str(error.get("message") or "")[:500]
+    # Text only: a forged list nested a thousand levels deep would recurse in str().
+    name, message = error.get("type"), error.get("message")
+    name = name[:100] if isinstance(name, str) and name else "an error"
+    message = message[:500] if isinstance(message, str) else ""
     sentence = f"Your code raised {name}: {message}" if message else f"Your code raised {name}."
     if name in ("FileNotFoundError", "PermissionError", "IsADirectoryError"):
         sentence += f" {HOST_FILES}"

@@ -47,12 +47,22 @@ def read_inside(directory: Path, name: str, max_bytes: int) -> bytes | None:
     return data if len(data) <= max_bytes else None
 
 
+class UnreadableOutput(ValueError):
+    """An output the sandboxed code wrote that the server will not read; the message, for the
+    user, says why."""
+
+
 def read_json(directory: Path, name: str, max_bytes: int) -> dict[str, Any] | None:
+    """The JSON object in `directory/name`; None when it is missing, too big or not a JSON
+    object. Raises UnreadableOutput when it nests too deeply to parse (the code can write
+    this file: `[[[[…]]]]` a hundred thousand levels deep exhausts the parser's recursion)."""
     data = read_inside(directory, name, max_bytes)
     if data is None:
         return None
     try:
         value = json.loads(data)
+    except RecursionError:
+        raise UnreadableOutput("it is nested too deeply") from None
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from httpx_sse import SSEError, aconnect_sse
 
 # A 429's Retry-After is honoured this many times, for at most this long each; beyond that the
 # call counts as an error (a simulation must end even when the server is saturated).
@@ -202,25 +203,31 @@ async def _call_streamed(
     """Read a streamed turn to its end: deltas are ignored (the `done` event repeats the whole
     message), a `comparison` event is the whole answer, an `error` event is a failure."""
     try:
-        async with http.stream("POST", path, json=body, headers=headers) as response:
+        # aconnect_sse adds Accept: text/event-stream to the headers it is given: a copy.
+        async with aconnect_sse(http, "POST", path, json=body, headers=dict(headers)) as source:
+            response = source.response
             if not response.is_success:
                 await response.aread()
                 raise ApiCallError(str(response.status_code), _error_message(response))
             user_message_id = None
-            async for line in response.aiter_lines():
-                if not line.startswith("data: "):
+            async for sse in source.aiter_sse():
+                if not sse.data.strip():
                     continue
                 try:
-                    event = json.loads(line[len("data: ") :])
+                    event = json.loads(sse.data)
                 except ValueError:
-                    raise ApiCallError("invalid_json", line[:200]) from None
-                kind = event.get("type")
+                    raise ApiCallError("invalid_json", sse.data[:200]) from None
+                if not isinstance(event, dict):
+                    raise ApiCallError("invalid_json", sse.data[:200])
+                kind = event.get("type") or (sse.event if sse.event != "message" else None)
                 if kind == "user_message":
                     user_message_id = (event.get("message") or {}).get("id")
                 elif kind == "comparison":
                     return _parsed(_comparison, event.get("comparison"))
                 elif kind == "error":
                     error = event.get("error") or {}
+                    if not isinstance(error, dict):
+                        error = {"message": str(error)}
                     # The status is already 200 here: name the failure by the event's code.
                     code = error.get("code") or "error"
                     raise ApiCallError(f"stream:{code}", str(error.get("message", "")))
@@ -231,6 +238,8 @@ async def _call_streamed(
                         "user_message": {"id": user_message_id} if user_message_id else None,
                     }
                     return _parsed(_turn_result, done)
+    except SSEError as exc:  # a 2xx that is not text/event-stream
+        raise ApiCallError("not_a_stream", str(exc)) from None
     except httpx.HTTPError as exc:
         raise ApiCallError(type(exc).__name__, str(exc)) from None
     raise ApiCallError("stream_incomplete", "the stream ended without a done event")

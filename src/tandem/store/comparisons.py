@@ -52,16 +52,19 @@ class ComparisonRepo:
         ConversationRepo(self.session).get(user_id, row.conversation_id)
         return row
 
-    def list(self, user_id: str, limit: int = 100) -> list[Comparison]:
-        return list(
-            self.session.scalars(
-                select(Comparison)
-                .join(Conversation, Conversation.id == Comparison.conversation_id)
-                .where(Comparison.user_id == user_id, Conversation.deleted_at.is_(None))
-                .order_by(Comparison.created_at.desc())
-                .limit(limit)
-            )
+    def list(
+        self, user_id: str, limit: int = 100, conversation_id: str | None = None
+    ) -> list[Comparison]:
+        """Newest first; `conversation_id` narrows to one conversation (all of its comparisons,
+        however old: the chat shows every one that still waits for a vote)."""
+        stmt = (
+            select(Comparison)
+            .join(Conversation, Conversation.id == Comparison.conversation_id)
+            .where(Comparison.user_id == user_id, Conversation.deleted_at.is_(None))
         )
+        if conversation_id is not None:
+            stmt = stmt.where(Comparison.conversation_id == conversation_id)
+        return list(self.session.scalars(stmt.order_by(Comparison.created_at.desc()).limit(limit)))
 
     def vote(self, user_id: str, comparison_id: str, verdict: str) -> Comparison:
         if verdict not in VERDICTS:
@@ -71,10 +74,16 @@ class ComparisonRepo:
             raise Conflict("this comparison has already been voted on")
         row.verdict = verdict
         row.voted_at = utcnow()
-        # The chosen answer continues the branch; on "both_bad" the turn waits for a new answer.
-        chosen = {"a": row.message_a_id, "b": row.message_b_id, "tie": row.message_a_id}.get(
-            verdict, row.parent_message_id
-        )
         self.session.commit()
-        ConversationRepo(self.session).set_current(user_id, row.conversation_id, chosen)
+        # Voting right away: the chosen answer continues the branch; on "both_bad" the turn
+        # waits for a new answer. Voting after the chat went on from one answer: the chat stays
+        # where it is (the other answer is now an alternative to page to).
+        convs = ConversationRepo(self.session)
+        conv = convs.get(user_id, row.conversation_id)
+        at_comparison = (row.parent_message_id, row.message_a_id, row.message_b_id)
+        if conv.current_message_id in at_comparison:
+            chosen = {"a": row.message_a_id, "b": row.message_b_id, "tie": row.message_a_id}
+            convs.set_current(
+                user_id, row.conversation_id, chosen.get(verdict, row.parent_message_id)
+            )
         return row

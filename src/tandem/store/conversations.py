@@ -7,7 +7,7 @@ Every method takes the acting user's id; another user's conversation is `NotFoun
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tandem.core.messages import Message
@@ -61,12 +61,22 @@ class ConversationRepo:
     def list(
         self, user_id: str, query: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[Conversation]:
-        """Newest activity first; `query` matches the title case-insensitively."""
+        """Newest activity first; `query` matches the title or any message's text,
+        case-insensitively."""
         stmt = select(Conversation).where(
             Conversation.owner_id == user_id, Conversation.deleted_at.is_(None)
         )
         if query:
-            stmt = stmt.where(Conversation.title.ilike(f"%{_escape_like(query)}%", escape="\\"))
+            pattern = f"%{_escape_like(query)}%"
+            in_messages = (
+                select(StoredMessage.id)
+                .where(
+                    StoredMessage.conversation_id == Conversation.id,
+                    StoredMessage.search_text.ilike(pattern, escape="\\"),
+                )
+                .exists()
+            )
+            stmt = stmt.where(or_(Conversation.title.ilike(pattern, escape="\\"), in_messages))
         stmt = stmt.order_by(Conversation.updated_at.desc(), Conversation.created_at.desc())
         return list(self.session.scalars(stmt.limit(limit).offset(offset)))
 
@@ -122,6 +132,7 @@ class ConversationRepo:
             role=message.role,
             parts=message.to_dict()["parts"],
             generation_id=generation_id,
+            search_text=message.content,
         )
         self.session.add(row)
         self.session.flush()

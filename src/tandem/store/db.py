@@ -7,6 +7,7 @@ Session = make_session_factory(engine)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from tandem.core.settings import make_private_dir
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SessionFactory = sessionmaker[Session]
@@ -28,6 +31,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 (in a 0700 folder when the folder is new) before SQLite
+    opens it; SQLite gives its -wal and -shm files the database file's mode. Files an older
+    install left readable by others are tightened."""
+    if not path.parent.exists():
+        make_private_dir(path.parent)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = file.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            os.chmod(file, 0o600)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -45,9 +64,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("max_overflow", 20)
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not in_memory:
-            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
-                parents=True, exist_ok=True
-            )
+            _private_sqlite_file(Path(url.removeprefix("sqlite:///").split("?")[0]).expanduser())
         # Requests run in a thread pool; each connection is used by one thread at a time.
         connect_args = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, connect_args=connect_args, **kwargs)

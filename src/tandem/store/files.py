@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from tandem.core.settings import make_private_dir
 from tandem.store.errors import NotFound
 from tandem.store.models import Base, new_id, utcnow
 from tandem.store.uploads import sanitise_filename
@@ -170,7 +171,7 @@ class FileRepo:
             created_at=utcnow(),
         )
         folder = self._dir(user_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(folder)  # 0700, like the home
         target = self.path(row)
         try:
             # The bytes are durable before the row that points at them is committed: a crash
@@ -191,7 +192,7 @@ class FileRepo:
     def incoming_dir(self, user_id: str) -> Path:
         """Where an upload streams to before it is checked (same filesystem as its target)."""
         folder = self._dir(user_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(folder)  # 0700, like the home
         return folder
 
     def get(self, user_id: str, file_id: str) -> FileRow:

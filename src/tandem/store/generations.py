@@ -44,6 +44,8 @@ class GenerationRepo:
             time_to_first_token_s=record.time_to_first_token_s,
             finish_reason=record.finish_reason,
             tool_calls=list(record.tool_calls),
+            context=dict(record.context),
+            notices=list(record.notices),
         )
         self.session.add(row)
         self.session.commit()
@@ -58,6 +60,17 @@ class GenerationRepo:
         if row is None:
             raise NotFound("generation", generation_id)
         return row
+
+    def get_many(self, user_id: str, ids: Sequence[str]) -> dict[str, StoredGeneration]:
+        """The user's records among `ids`, by id (others' and unknown ids are left out)."""
+        if not ids:
+            return {}
+        rows = self.session.scalars(
+            select(StoredGeneration).where(
+                StoredGeneration.id.in_(list(ids)), StoredGeneration.user_id == user_id
+            )
+        )
+        return {row.id: row for row in rows}
 
     def list(self, user_id: str, limit: int = 100) -> list[StoredGeneration]:
         return list(

@@ -65,6 +65,7 @@ class ImprovementRepo:
             role="assistant",
             parts=Message("assistant", (part,)).to_dict()["parts"],
             generation_id=None,
+            search_text=text,
             created_at=now,
         )
         self.session.add(message)

@@ -105,6 +105,9 @@ class User(Base):
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     use_for_training: Mapped[bool] = mapped_column(Boolean, default=True)
     memory_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Made by `bootstrap_admin` (TANDEM_ADMIN_API_KEY), the only account it ever promotes: an
+    # account someone signed up with the same address is never made an admin by the key.
+    created_by_bootstrap: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = _created()
 
 
@@ -219,6 +222,8 @@ class StoredGeneration(Base):
     time_to_first_token_s: Mapped[float | None] = mapped_column(Float)
     finish_reason: Mapped[str] = mapped_column(String(20))
     tool_calls: Mapped[list[Any]] = mapped_column(default=list)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notices: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = _created()
 
     def to_record(self) -> GenerationRecord:
@@ -234,6 +239,8 @@ class StoredGeneration(Base):
             time_to_first_token_s=self.time_to_first_token_s,
             finish_reason=self.finish_reason,
             tool_calls=list(self.tool_calls or []),
+            context=dict(self.context or {}),
+            notices=list(self.notices or []),
         )
 
 
@@ -253,6 +260,9 @@ class StoredMessage(Base):
     generation_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("generation_records.id", ondelete="SET NULL")
     )
+    # The text parts joined: what the sidebar's search matches (the JSON of `parts` escapes
+    # non-ASCII characters, so it cannot be searched as text).
+    search_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = _created()
 
     def to_message(self) -> Message:

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tandem.core.settings import make_private_dir
 from tandem.store.errors import InvalidInput, NotFound
 from tandem.store.models import Upload, new_id
 
@@ -90,7 +91,7 @@ class UploadRepo:
         # The file is durable before the row that points at it is committed: a crash leaves
         # at worst an orphan file, never a row without its bytes.
         folder = self._dir(user_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(folder)  # 0700, like the home; mkstemp makes the file 0600
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as f:

@@ -7,12 +7,18 @@ New passwords follow `tandem.core.credentials.password_problem`; old ones still 
 A web session ends after `session_idle` without use or `session_max_age` after log-in,
 whichever comes first; the app puts both (from Settings) in its sessions' `info` under
 SESSION_TIMEOUTS, and other callers get the defaults.
+
+`BOOTSTRAP_ADMIN_EMAIL` belongs to the account `bootstrap_admin` makes for
+TANDEM_ADMIN_API_KEY: nobody can sign up (or be created) with it, and the bootstrap promotes
+only an account it created itself, so a server that ran without the key for a while cannot
+have had its admin account squatted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,7 +33,14 @@ from tandem.core.credentials import password_problem
 from tandem.store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tandem.store.models import ApiKey, SiteSetting, User, WebSession, utcnow
 
+log = logging.getLogger("tandem.store.users")
+
 API_KEY_PREFIX = "tk-"
+BOOTSTRAP_ADMIN_EMAIL = "admin@localhost"
+RESERVED_EMAIL_MESSAGE = (
+    f"{BOOTSTRAP_ADMIN_EMAIL} is reserved for the admin account the server makes for "
+    "TANDEM_ADMIN_API_KEY; use another address"
+)
 SESSION_LIFETIME = timedelta(days=30)  # the default absolute lifetime
 SESSION_TIMEOUTS = "web_session_timeouts"  # the key in Session.info
 FIRST_ADMIN_CLAIM = "first_admin"  # the site_settings row the first sign-up claims
@@ -57,6 +70,10 @@ def key_prefix(key: str) -> str:
     return key[:11]
 
 
+def is_reserved_email(email: str) -> bool:
+    return email.strip().lower() == BOOTSTRAP_ADMIN_EMAIL
+
+
 class UserRepo:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -68,6 +85,23 @@ class UserRepo:
         display_name: str = "",
         is_admin: bool = False,
     ) -> User:
+        if is_reserved_email(email):
+            raise Conflict(RESERVED_EMAIL_MESSAGE)
+        return self._insert(email, password, display_name, is_admin)
+
+    def create_bootstrap_admin(self, email: str = BOOTSTRAP_ADMIN_EMAIL) -> User:
+        """The key-only admin account `bootstrap_admin` (and the eval owner) stands for,
+        marked as made by the server, not by a person."""
+        return self._insert(email, None, "admin", is_admin=True, created_by_bootstrap=True)
+
+    def _insert(
+        self,
+        email: str,
+        password: str | None,
+        display_name: str,
+        is_admin: bool,
+        created_by_bootstrap: bool = False,
+    ) -> User:
         email = email.strip().lower()
         if self.session.scalar(select(User.id).where(User.email == email)) is not None:
             raise Conflict("an account with this email already exists")
@@ -78,6 +112,7 @@ class UserRepo:
             password_hash=_hasher.hash(password) if password is not None else None,
             display_name=display_name or email.split("@")[0],
             is_admin=is_admin,
+            created_by_bootstrap=created_by_bootstrap,
         )
         self.session.add(user)
         try:
@@ -318,14 +353,39 @@ class SiteSettingsRepo:
         self.session.commit()
 
 
-def bootstrap_admin(session: Session, api_key: str, email: str = "admin@localhost") -> User:
-    """Make sure an admin account exists that `api_key` logs into. Idempotent."""
+def bootstrap_admin(
+    session: Session, api_key: str, email: str = BOOTSTRAP_ADMIN_EMAIL
+) -> User | None:
+    """Make sure an admin account exists that `api_key` logs into. Idempotent.
+
+    Only an account this function created (`created_by_bootstrap`) is ever promoted or given
+    the key. When someone else's account holds the address (signed up before the address was
+    reserved), nothing is changed: an error is logged, the key logs nobody in, and None is
+    returned, until an operator deletes or renames that account."""
     users, keys = UserRepo(session), ApiKeyRepo(session)
     existing = session.scalar(select(ApiKey).where(ApiKey.key_hash == sha256_hex(api_key)))
     if existing is not None:
         # Already bootstrapped. A key an admin revoked stays revoked across restarts.
-        return users.get(existing.user_id)
-    user = users.get_by_email(email) or users.create(email, None, "admin", is_admin=True)
+        owner = users.get(existing.user_id)
+        if not owner.created_by_bootstrap:
+            log.error(
+                "the TANDEM_ADMIN_API_KEY account %s was not created by the bootstrap: it was "
+                "signed up by someone and promoted by an earlier version of tandem; check it, "
+                "revoke its keys and delete it",
+                owner.email,
+            )
+        return owner
+    user = users.get_by_email(email)
+    if user is None:
+        user = users.create_bootstrap_admin(email)
+    elif not user.created_by_bootstrap:
+        log.error(
+            "not promoting %s for TANDEM_ADMIN_API_KEY: that account was signed up by someone, "
+            "not created by the bootstrap (possibly to squat the admin address); the key logs "
+            "nobody in until an operator deletes or renames that account",
+            email,
+        )
+        return None
     if not user.is_admin or user.is_disabled:
         user.is_admin, user.is_disabled = True, False
         session.commit()

@@ -36,8 +36,8 @@ def _asset_version() -> str:
     """A hash of the static files, appended to their URLs: a new release is never served a
     stale script from the browser's cache, and an unchanged one is cached."""
     digest = hashlib.sha256()
-    for path in sorted(STATIC_DIR.glob("*")):
-        digest.update(path.name.encode())
+    for path in sorted(p for p in STATIC_DIR.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(STATIC_DIR)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 

@@ -11,13 +11,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import Field
 
-from tandem.api.csrf import CSRF_COOKIE, check_csrf, new_csrf_token, set_csrf_cookie
+from tandem.api.csrf import (
+    CSRF_COOKIE,
+    check_csrf,
+    csrf_token_for,
+    new_csrf_token,
+    set_csrf_cookie,
+)
 from tandem.api.deps import SESSION_COOKIE, CurrentUser, SessionDep, SettingsDep
 from tandem.api.errors import ApiError
 from tandem.api.rate_limit import check_login_rate
 from tandem.api.schemas import Body, Public
 from tandem.core.credentials import PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS
 from tandem.store import SiteSettingsRepo, UserRepo, WebSessionRepo
+from tandem.store.users import RESERVED_EMAIL_MESSAGE, is_reserved_email
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -76,14 +83,16 @@ def _start_session(request: Request, response: Response, session: SessionDep, us
         secure=request.url.scheme == "https",
         path="/",
     )
-    # A fresh CSRF token per session: one read before log-in is useless after it.
-    set_csrf_cookie(request, response, new_csrf_token())
+    # The session's own CSRF token: one read before log-in is useless after it.
+    set_csrf_cookie(request, response, csrf_token_for(token))
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
 def signup(
     body: SignupIn, request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ):
+    if is_reserved_email(body.email):  # the TANDEM_ADMIN_API_KEY account's (tandem.store.users)
+        raise ApiError(409, RESERVED_EMAIL_MESSAGE, "email_reserved")
     users = UserRepo(session)
     first = users.count() == 0
     allowed = SiteSettingsRepo(session).get("allow_signup", settings.allow_signup)
@@ -123,7 +132,7 @@ def logout(
         sessions = WebSessionRepo(session)
         user = sessions.user_for(token)
         if user is not None:
-            check_csrf(request)  # another site must not be able to log the user out
+            check_csrf(request, token)  # another site must not be able to log the user out
             if everywhere:
                 sessions.delete_all(user.id)
         sessions.delete(token)
@@ -151,10 +160,14 @@ def change_password(
 
 @router.get("/csrf", response_model=CsrfPublic)
 def csrf_token(request: Request, response: Response):
-    """The CSRF token to send as `X-CSRF-Token` on writes; sets the cookie when missing."""
-    token = request.cookies.get(CSRF_COOKIE)
-    if not token:
-        token = new_csrf_token()
+    """The CSRF token to send as `X-CSRF-Token` on writes (the session's own), also set as
+    the `tandem_csrf` cookie when the cookie is missing or holds another token."""
+    session_token = request.cookies.get(SESSION_COOKIE)
+    if session_token:
+        token = csrf_token_for(session_token)
+    else:  # no session yet: a placeholder that guards nothing until log-in replaces it
+        token = request.cookies.get(CSRF_COOKIE) or new_csrf_token()
+    if request.cookies.get(CSRF_COOKIE) != token:
         set_csrf_cookie(request, response, token)
     return CsrfPublic(token=token)
 

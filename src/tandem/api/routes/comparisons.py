@@ -1,20 +1,40 @@
-"""Blind comparisons: two answers to one turn, model names hidden until the vote; the chosen
-answer becomes the conversation's continuation."""
+"""Blind comparisons: two answers to one turn, model names hidden until the vote.
+
+Streamed (`"stream": true`), a comparison is these events, one JSON object per `data:` line:
+    {"type": "user_message", "message": {...}}     when the request added a question
+    {"type": "comparison_start"}                    two answers are on their way
+    {"type": "comparison_delta", "side": "a"|"b", "text": "..."}   as each side's tokens arrive
+    {"type": "tool", "side": "a"|"b", ...}          a tool of that side started or finished
+    {"type": "comparison", "comparison": {...}, "memory_saved", "notice"}   both are stored
+    {"type": "error", "error": {"message", "type", "code"}}
+The conversation continues from answer A until the vote; voting right away makes the chosen
+answer the continuation.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from tandem.api.deps import ChatDep, CurrentUser, SessionDep, SignalWrites
+from tandem.api.errors import ApiError, error_body
 from tandem.api.rate_limit import GenerationQuota
-from tandem.api.schemas import MAX_TEXT, Body, Id, ModelId, SamplingIn
+from tandem.api.responses import NATIVE_STREAM
+from tandem.api.schemas import MAX_TEXT, Body, Id, MessagePublic, ModelId, SamplingIn
 from tandem.api.schemas import sampling_overrides as overrides
-from tandem.store import ComparisonRepo, ConversationRepo, GenerationRepo
+from tandem.api.sse import sse, sse_response, stream_error
+from tandem.api.turns import MemorySaved
+from tandem.chat import ComparisonTurn
+from tandem.engines import EngineError
+from tandem.store import ComparisonRepo, ConversationRepo, GenerationRepo, SessionFactory
 from tandem.store.models import Comparison
 
 router = APIRouter(prefix="/api", tags=["comparisons"])
@@ -31,6 +51,7 @@ class ComparisonCreate(Body):
     model_a: ModelId | None = Field(None, description="default: the conversation's model")
     model_b: ModelId | None = Field(None, description="default: model_a (two samples)")
     sampling: SamplingIn | None = None
+    stream: bool = False
 
 
 class VoteIn(Body):
@@ -76,33 +97,94 @@ def comparison_public(session: Session, user_id: str, row: Comparison) -> Compar
     )
 
 
+class ComparisonTurnPublic(BaseModel):
+    """The answer to a turn drawn for a comparison: two blind answers to vote on."""
+
+    comparison: ComparisonPublic
+    memory_saved: MemorySaved | None = None
+    notice: str | None = None
+
+
+def _finished(sessions: SessionFactory, user_id: str, pair: ComparisonTurn) -> ComparisonTurnPublic:
+    if pair.comparison is None:
+        raise ApiError(502, "the two answers did not both finish; try again", "engine_error")
+    with sessions() as session:
+        comparison = comparison_public(session, user_id, pair.comparison)
+    return ComparisonTurnPublic(
+        comparison=comparison, memory_saved=MemorySaved.of(pair.memory_saved), notice=pair.notice
+    )
+
+
+async def _comparison_events(
+    pair: ComparisonTurn, sessions: SessionFactory, user_id: str
+) -> AsyncIterator[str]:
+    if pair.user_message is not None:
+        message = MessagePublic.of(pair.user_message).model_dump(mode="json")
+        yield sse({"type": "user_message", "message": message})
+    yield sse({"type": "comparison_start"})
+    try:
+        async with aclosing(pair.stream()) as chunks:
+            async for side, chunk in chunks:
+                if chunk.event is not None:
+                    yield sse({**chunk.event, "side": side})
+                if chunk.text:
+                    yield sse({"type": "comparison_delta", "side": side, "text": chunk.text})
+        done = await run_in_threadpool(_finished, sessions, user_id, pair)
+    except ApiError as exc:
+        yield sse({"type": "error", **error_body(exc.status, exc.message, exc.code)})
+        return
+    except Exception as exc:  # any failure, not only the engine's: the client is told
+        yield sse({"type": "error", **stream_error(exc)})
+        return
+    yield sse({"type": "comparison", **done.model_dump(mode="json")})
+
+
+async def respond_comparison(
+    pair: ComparisonTurn, stream: bool, request: Request, user_id: str
+) -> ComparisonTurnPublic | StreamingResponse:
+    """A comparison answered as JSON when both answers are done, or streamed side by side."""
+    sessions = request.app.state.session_factory
+    if stream:
+        return sse_response(_comparison_events(pair, sessions, user_id), request)
+    try:
+        await pair.run()
+    except EngineError as exc:
+        raise ApiError(502, f"the model backend failed: {exc}", "engine_error") from exc
+    return await run_in_threadpool(_finished, sessions, user_id, pair)
+
+
 @router.post(
     "/conversations/{conversation_id}/comparisons",
     status_code=status.HTTP_201_CREATED,
     response_model=ComparisonPublic,
+    responses=NATIVE_STREAM,
     dependencies=[GenerationQuota],
 )
 async def create_comparison(
-    conversation_id: Id,
-    body: ComparisonCreate,
-    user: CurrentUser,
-    chat: ChatDep,
-    session: SessionDep,
-):
-    outcome = await chat.compare(
+    conversation_id: Id, body: ComparisonCreate, user: CurrentUser, chat: ChatDep, request: Request
+) -> Any:
+    """Two blind answers to a new question (`content`) or to the user message `parent_id`.
+    JSON: the comparison once both answers are done; streamed: both sides as they come."""
+    pair = await run_in_threadpool(
+        chat.compare,
         user.id,
         conversation_id,
-        text=body.content,
-        parent_id=body.parent_id,
-        models=(body.model_a, body.model_b),
-        sampling=overrides(body.sampling),
+        body.content,
+        body.parent_id,
+        (body.model_a, body.model_b),
+        overrides(body.sampling),
     )
-    return comparison_public(session, user.id, outcome.comparison)
+    result = await respond_comparison(pair, body.stream, request, user.id)
+    return result.comparison if isinstance(result, ComparisonTurnPublic) else result
 
 
 @router.get("/comparisons", response_model=list[ComparisonPublic])
-def list_comparisons(user: CurrentUser, session: SessionDep):
-    return [comparison_public(session, user.id, c) for c in ComparisonRepo(session).list(user.id)]
+def list_comparisons(user: CurrentUser, session: SessionDep, conversation_id: Id | None = None):
+    """Newest first (the last 100), or every comparison of one conversation."""
+    rows = ComparisonRepo(session).list(
+        user.id, limit=10_000 if conversation_id else 100, conversation_id=conversation_id
+    )
+    return [comparison_public(session, user.id, c) for c in rows]
 
 
 @router.get("/comparisons/{comparison_id}", response_model=ComparisonPublic)

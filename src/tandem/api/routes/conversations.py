@@ -9,12 +9,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tandem.api.deps import CatalogDep, ChatDep, CurrentUser, SessionDep
 from tandem.api.rate_limit import GenerationQuota
 from tandem.api.responses import NATIVE_STREAM
-from tandem.api.routes.comparisons import ComparisonPublic, comparison_public
+from tandem.api.routes.comparisons import ComparisonTurnPublic, respond_comparison
 from tandem.api.schemas import (
     MAX_TEXT,
     Body,
@@ -26,10 +26,9 @@ from tandem.api.schemas import (
     ToolSwitch,
 )
 from tandem.api.schemas import sampling_overrides as overrides
-from tandem.api.sse import sse, sse_response
-from tandem.api.turns import MemorySaved, TurnPublic, respond
+from tandem.api.turns import TurnPublic, respond
 from tandem.chat.service import MAX_ATTACHMENTS
-from tandem.store import ConversationRepo, ProfileRepo
+from tandem.store import ConversationRepo, GenerationRepo, ProfileRepo
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
 
@@ -84,14 +83,6 @@ class MessageCreate(Body):
     )
 
 
-class ComparisonTurnPublic(BaseModel):
-    """The answer to a turn drawn for a comparison: two blind answers to vote on."""
-
-    comparison: ComparisonPublic
-    memory_saved: MemorySaved | None = None
-    notice: str | None = None
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationPublic)
 def create_conversation(
     body: ConversationCreate, user: CurrentUser, session: SessionDep, catalog: CatalogDep
@@ -120,7 +111,11 @@ def list_conversations(
 def get_conversation(conversation_id: Id, user: CurrentUser, session: SessionDep):
     convs = ConversationRepo(session)
     conv = convs.get(user.id, conversation_id)
-    messages = [MessagePublic.of(m) for m in convs.tree(user.id, conversation_id)]
+    rows = convs.tree(user.id, conversation_id)
+    records = GenerationRepo(session).get_many(
+        user.id, [m.generation_id for m in rows if m.generation_id]
+    )
+    messages = [MessagePublic.of(m, records.get(m.generation_id or "")) for m in rows]
     return ConversationTree(conversation=ConversationPublic.model_validate(conv), messages=messages)
 
 
@@ -176,27 +171,17 @@ async def send_message(
     one `{"type": "comparison", …}` event when streaming)."""
     models = await run_in_threadpool(chat.comparison_draw, user.id, conversation_id, body.model)
     if models is not None:
-        outcome = await chat.compare(
+        pair = await run_in_threadpool(
+            chat.compare,
             user.id,
             conversation_id,
-            text=body.content,
-            parent_id=body.parent_id,
-            models=(models[0] or body.model, models[1] or body.model),
-            sampling=overrides(body.sampling),
-            attachments=body.attachments,
+            body.content,
+            body.parent_id,
+            (models[0] or body.model, models[1] or body.model),
+            overrides(body.sampling),
+            body.attachments,
         )
-        result = ComparisonTurnPublic(
-            comparison=comparison_public(session, user.id, outcome.comparison),
-            memory_saved=MemorySaved.of(outcome.memory_saved),
-            notice=outcome.notice,
-        )
-        if not body.stream:
-            return result
-
-        async def one_event():
-            yield sse({"type": "comparison", **result.model_dump(mode="json")})
-
-        return sse_response(one_event())
+        return await respond_comparison(pair, body.stream, request, user.id)
     turn = await run_in_threadpool(
         chat.send,
         user.id,

@@ -70,6 +70,23 @@ async def edit(message_id: Id, body: EditIn, user: CurrentUser, chat: ChatDep, r
     return await respond(turn, body.stream, request)
 
 
+@router.post(
+    "/{message_id}/continue",
+    response_model=TurnPublic,
+    responses=NATIVE_STREAM,
+    dependencies=[GenerationQuota],
+)
+async def continue_answer(
+    message_id: Id, body: RegenerateIn, user: CurrentUser, chat: ChatDep, request: Request
+):
+    """Go on writing assistant message `message_id` (cut by the token cap or a loop): the
+    whole answer becomes a new version beside it, and the current one."""
+    turn = await run_in_threadpool(
+        chat.continue_answer, user.id, message_id, body.model, overrides(body.sampling)
+    )
+    return await respond(turn, body.stream, request)
+
+
 @router.post("/{message_id}/feedback", response_model=FeedbackPublic)
 async def rate_message(
     message_id: Id, body: FeedbackCreate, user: CurrentUser, writes: SignalWrites

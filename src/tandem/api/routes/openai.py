@@ -26,11 +26,11 @@ from fastapi import APIRouter, Request
 from pydantic import Field, model_validator
 
 from tandem.api.deps import CatalogDep, ChatDep, CurrentUser
-from tandem.api.errors import ApiError, error_body
+from tandem.api.errors import ApiError
 from tandem.api.rate_limit import GenerationQuota
 from tandem.api.responses import OPENAI_STREAM
-from tandem.api.schemas import MAX_TEXT, Body, ModelId
-from tandem.api.sse import sse, sse_response
+from tandem.api.schemas import MAX_TEXT, Body, ModelId, Seed
+from tandem.api.sse import sse, sse_response, stream_error
 from tandem.chat import Turn, resolve_sampling
 from tandem.core.messages import Message, Part
 from tandem.engines import Chunk, EngineError
@@ -129,7 +129,7 @@ class ChatCompletionRequest(Body):
     max_tokens: int | None = Field(None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(None, ge=1, le=4096)
     stop: Stop | list[Stop] | None = Field(None, max_length=4)
-    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    seed: Seed | None = None
     n: int = Field(1, ge=1, le=8)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -198,10 +198,13 @@ def _usage(turns: list[Turn]) -> dict[str, int]:
 
 
 @router.get("/models")
-def list_models(_: CurrentUser, catalog: CatalogDep) -> dict[str, Any]:
+def list_models(user: CurrentUser, catalog: CatalogDep) -> dict[str, Any]:
+    """The models to chat with; engine variants (`<id>@transformers`) for admins only (they
+    still answer by name, for comparing engines)."""
     data = [
         {"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by}
         for m in catalog.list()
+        if user.is_admin or m.variant_of is None
     ]
     return {"object": "list", "data": data}
 
@@ -250,10 +253,20 @@ async def chat_completions(
     }
 
 
+def _finish_choice(turns: list[Turn], index: int, reason: str | None) -> dict[str, Any]:
+    return {
+        "index": index,
+        "delta": {},
+        "finish_reason": _finish(reason),
+        "generation_id": turns[index].generation_id,
+    }
+
+
 async def _stream(
     turns: list[Turn], model: str, created: int, include_usage: bool
 ) -> AsyncIterator[str]:
-    """Interleave the n choices' chunks as they come, in OpenAI's chunk format."""
+    """Interleave the n choices' chunks as they come, in OpenAI's chunk format. Any failure
+    (the backend's or a bug) ends the stream with one error event instead of its chunks."""
     queue: asyncio.Queue[tuple[int, Chunk | Exception | None]] = asyncio.Queue()
 
     async def pump(index: int, turn: Turn) -> None:
@@ -261,7 +274,7 @@ async def _stream(
             async with aclosing(turn.stream()) as chunks:
                 async for chunk in chunks:
                     await queue.put((index, chunk))
-        except EngineError as exc:
+        except Exception as exc:
             await queue.put((index, exc))
         finally:
             await queue.put((index, None))
@@ -285,13 +298,18 @@ async def _stream(
         for i in range(len(turns)):
             delta = {"role": "assistant", "content": ""}
             yield frame([{"index": i, "delta": delta, "finish_reason": None}])
-        remaining = len(turns)
+        remaining, finished = len(turns), set()
         while remaining:
             index, item = await queue.get()
             if item is None:
                 remaining -= 1
+                if index not in finished:  # the engine ended without saying why: it stopped
+                    generation = turns[index].generation
+                    reason = generation.finish_reason if generation else None
+                    finished.add(index)
+                    yield frame([_finish_choice(turns, index, reason)])
             elif isinstance(item, Exception):
-                yield sse(error_body(502, f"the model backend failed: {item}", "engine_error"))
+                yield sse(stream_error(item))
                 return
             else:
                 if item.text:
@@ -300,14 +318,9 @@ async def _stream(
                 if item.tool_calls and turns[index].client_tools:
                     delta = {"tool_calls": _tool_calls(item.tool_calls)}
                     yield frame([{"index": index, "delta": delta, "finish_reason": None}])
-                if item.finish_reason:
-                    choice = {
-                        "index": index,
-                        "delta": {},
-                        "finish_reason": _finish(item.finish_reason),
-                        "generation_id": turns[index].generation_id,
-                    }
-                    yield frame([choice])
+                if item.finish_reason and index not in finished:
+                    finished.add(index)
+                    yield frame([_finish_choice(turns, index, item.finish_reason)])
         if include_usage:
             yield frame([], _usage(turns))
         yield sse("[DONE]")

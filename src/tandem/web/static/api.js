@@ -1,5 +1,6 @@
 // Talking to tandem's /api from the pages: JSON in and out, the CSRF header on every write,
 // and errors turned into sentences a person can act on.
+import { createParser } from "./vendor/eventsource-parser-4.1.3/index.js";
 
 const CSRF_COOKIE = "tandem_csrf";
 const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -77,7 +78,8 @@ async function errorFrom(response, path) {
 }
 
 // fetch() with the session cookie and CSRF header; resolves to the raw Response when ok.
-export async function request(method, path, { json, body, signal, headers = {} } = {}) {
+// `keepalive`: the request outlives the page (a signal sent as the user leaves).
+export async function request(method, path, { json, body, signal, headers = {}, keepalive = false } = {}) {
   const h = await headersFor(method, headers);
   let payload = body;
   if (json !== undefined) {
@@ -86,7 +88,7 @@ export async function request(method, path, { json, body, signal, headers = {} }
   }
   let response;
   try {
-    response = await fetch(path, { method, headers: h, body: payload, signal, credentials: "same-origin" });
+    response = await fetch(path, { method, headers: h, body: payload, signal, keepalive, credentials: "same-origin" });
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(0, "Can't reach the server. Check your connection and try again.", "network");
@@ -107,31 +109,38 @@ export async function api(method, path, json) {
   return type.includes("application/json") ? response.json() : null;
 }
 
-// Reads a server-sent-events body, calling onEvent with each `data:` JSON payload.
+// Reads a server-sent-events body, calling onEvent with each event's `data` parsed as JSON.
+// The framing (lines split across network reads, multi-line `data:`, comments, CRLF) is
+// eventsource-parser's. Resolves when the body ends; whether the stream reached its terminal
+// event is the caller's to judge (chat.js reports an answer cut off without `done`). An
+// exception thrown by onEvent (an `error` event, say) rejects this and cancels the body.
 export async function readEvents(response, onEvent) {
+  const parser = createParser({
+    onEvent: (message) => {
+      const data = message.data.trim();
+      if (!data || data === "[DONE]") return;
+      let payload;
+      try {
+        payload = JSON.parse(data);
+      } catch {
+        return; // a malformed event must not end the chat
+      }
+      // A named event (`event: error`) whose payload does not say its type gets the name.
+      if (message.event && payload && typeof payload === "object" && !payload.type) payload.type = message.event;
+      onEvent(payload);
+    },
+  });
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      for (const line of block.split("\n")) {
-        if (!line.startsWith("data:")) continue;
-        const data = line.slice(5).trim();
-        if (!data || data === "[DONE]") continue;
-        try {
-          onEvent(JSON.parse(data));
-        } catch (err) {
-          if (err instanceof SyntaxError) continue; // a malformed line must not end the chat
-          throw err;
-        }
-      }
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.feed(decoder.decode(value, { stream: true }));
     }
+  } catch (err) {
+    reader.cancel().catch(() => {}); // stop the server's work for a reader that gave up
+    throw err;
   }
 }
 

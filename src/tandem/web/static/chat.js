@@ -12,6 +12,7 @@ import {
   DOCUMENT_TYPES, citationsOf, closeCitation, documentChip, isDocument, linkCitations, listDocuments,
   removeDocument, sourcesList, toolCard, toolResultsOf, toolRunning, toolSwitches, uploadDocument, watchDocument,
 } from "./tools.js";
+import { initVoice } from "./voice.js";
 
 const app = document.getElementById("app");
 const thread = document.getElementById("thread");
@@ -27,6 +28,7 @@ const chatMenuBtn = document.getElementById("chat-menu-btn");
 const attachBox = document.getElementById("attachments");
 const fileInput = document.getElementById("file-input");
 const micBtn = document.getElementById("mic-btn");
+const profileChip = document.getElementById("chat-profile");
 
 const REASONS = [
   ["not_factual", "Not factually correct"],
@@ -36,6 +38,11 @@ const REASONS = [
   ["unsafe", "Unsafe or harmful"],
   ["other", "Other"],
 ];
+// Answers that ended before they were done, and how the thread says so.
+const CUT_NOTES = {
+  length: "The answer was cut off at the length limit.",
+  loop: "The answer kept repeating itself, so it was stopped.",
+};
 const DEFAULT_STARTERS = [
   "Explain how a rainbow forms",
   "Write a Python function that checks for palindromes",
@@ -49,11 +56,13 @@ const state = {
   children: new Map(), // parent id ("" for roots) -> [MessagePublic], oldest first
   current: null, // the leaf the user sees (the conversation's current message)
   feedback: new Map(), // message id -> current FeedbackPublic
-  pendingComparison: null, // ComparisonPublic awaiting a vote, shown at the end of the thread
+  // Comparisons of this chat still waiting for a vote, by the id of each of their answers
+  // (and of their question): shown, votable, where they stand in the thread.
+  openComparisons: new Map(),
   revealed: null, // the comparison just voted on, shown with model names until the next turn
-  notices: new Map(), // message id -> the server's notice for that answer (e.g. no vision)
   profile: null,
   models: [],
+  modelInfo: new Map(), // model id -> {accepts_images, supports_tools}
   implicitModel: "", // what the server would pick without a `model` field
   stream: null, // {controller, bubble, text}
   attachments: [], // [{id, mime, url, name}]
@@ -182,8 +191,12 @@ function assistantMessageNode(m, isLast) {
   linkCitations(body, citations);
   if (citations.length) col.append(sourcesList(citations));
   if (!textOf(m).trim() && !imagesOf(m).length) body.append(el("p", { class: "muted" }, "(empty answer)"));
-  const notice = state.notices.get(m.id);
-  if (notice) col.append(el("p", { class: "notice", role: "note" }, icon("alert"), notice));
+  for (const notice of m.notices || []) col.append(el("p", { class: "notice", role: "note" }, icon("alert"), notice));
+  const cut = CUT_NOTES[m.finish_reason];
+  if (cut) {
+    col.append(el("p", { class: "notice cut", role: "note" }, icon("alert"), cut,
+      isLast ? el("button", { type: "button", class: "btn small", onclick: () => continueAnswer(m) }, "Continue") : null));
+  }
   const fb = state.feedback.get(m.id);
   const up = actionBtn("up", "Good response", () => rate(m, "up"), { "aria-pressed": fb?.rating === "up" ? "true" : "false" });
   const down = actionBtn("down", "Bad response", () => rate(m, "down"), { "aria-pressed": fb?.rating === "down" ? "true" : "false" });
@@ -196,7 +209,7 @@ function assistantMessageNode(m, isLast) {
     down,
     actionBtn("refresh", "Regenerate", () => regenerate(m)),
     actionBtn("improve", "Improve this answer", () => startImprove(m, col)),
-    "speechSynthesis" in window ? actionBtn("speaker", "Read aloud", (e) => readAloud(textOf(m), e.currentTarget)) : null,
+    actionBtn("speaker", "Read aloud", (e) => readAloud(textOf(m), e.currentTarget)),
     isLast ? actionBtn("compare", "Compare with another answer", () => compareAgain(m)) : null,
   );
   col.append(actions);
@@ -234,6 +247,8 @@ function notFoundState() {
 }
 
 function render() {
+  // Drawing again removes an open reasons panel: its thumbs-down is sent first.
+  if (pendingDown) sendPendingDown();
   if (state.notFound) {
     thread.replaceChildren(notFoundState());
     updateChrome();
@@ -245,14 +260,18 @@ function render() {
     const last = i === path.length - 1;
     if (m.role === "user") nodes.push(userMessageNode(m));
     else if (m.role === "assistant") {
-      if (state.revealed && last && [state.revealed.a.message_id, state.revealed.b.message_id].includes(m.id)) {
-        nodes.push(comparisonNode(state.revealed));
-      } else nodes.push(assistantMessageNode(m, last));
+      // One answer of a comparison stands for both: the comparison, votable until voted.
+      const open = state.openComparisons.get(m.id);
+      const revealed = state.revealed && [state.revealed.a.message_id, state.revealed.b.message_id].includes(m.id);
+      if (open) nodes.push(comparisonNode(open, last ? null : m.id));
+      else if (revealed) nodes.push(comparisonNode(state.revealed));
+      else nodes.push(assistantMessageNode(m, last));
     }
   });
   const leaf = path[path.length - 1];
-  if (state.pendingComparison && leaf && state.pendingComparison.parent_message_id === leaf.id) {
-    nodes.push(comparisonNode(state.pendingComparison));
+  const waiting = leaf && state.openComparisons.get(leaf.id);
+  if (waiting && waiting.parent_message_id === leaf.id) {
+    nodes.push(comparisonNode(waiting));
   } else if (leaf && leaf.role === "user" && !state.stream) {
     nodes.push(unansweredNode(leaf));
   }
@@ -283,8 +302,13 @@ function updateChrome() {
   sendBtn.hidden = Boolean(state.stream);
   stopBtn.hidden = !state.stream;
   const empty = !input.value.trim();
-  sendBtn.disabled = busy || empty || state.uploadsInFlight > 0 || state.notFound;
-  compareBtn.disabled = busy || empty || state.uploadsInFlight > 0 || state.notFound;
+  // An image for a model that cannot see it is stopped here, not sent to be ignored.
+  const blind = state.attachments.length > 0 && !modelSeesImages();
+  sendBtn.disabled = busy || empty || blind || state.uploadsInFlight > 0 || state.notFound;
+  compareBtn.disabled = busy || empty || blind || state.uploadsInFlight > 0 || state.notFound;
+  profileChip.hidden = !state.profile || state.notFound;
+  profileChip.textContent = state.profile ? state.profile.name : "";
+  profileChip.title = state.profile ? `This chat uses the profile ${state.profile.name}` : "";
   markActive(state.conv?.id || null);
 }
 
@@ -307,11 +331,19 @@ async function loadFeedback() {
   }
 }
 
-async function loadPendingComparison(convId) {
-  state.pendingComparison = null;
+function keepOpenComparison(c) {
+  if (c.verdict) return;
+  for (const id of [c.parent_message_id, c.a.message_id, c.b.message_id]) state.openComparisons.set(id, c);
+}
+
+function forgetComparison(c) {
+  for (const [id, open] of state.openComparisons) if (open.id === c.id) state.openComparisons.delete(id);
+}
+
+async function loadComparisons(convId) {
+  state.openComparisons.clear();
   try {
-    const all = await api("GET", "/api/comparisons");
-    state.pendingComparison = all.find((c) => c.conversation_id === convId && !c.verdict) || null;
+    for (const c of await api("GET", `/api/comparisons?conversation_id=${encodeURIComponent(convId)}`)) keepOpenComparison(c);
   } catch {
     /* as above */
   }
@@ -332,13 +364,12 @@ async function openConversation(id, { push = true } = {}) {
   state.loading = true;
   state.notFound = false;
   state.revealed = null;
-  state.notices.clear();
   if (push && location.pathname !== `/c/${id}`) history.pushState({ id }, "", `/c/${id}`);
   thread.replaceChildren(el("div", { class: "loading", role: "status" }, el("span", { class: "spinner" }), "Loading chat…"));
   try {
     const data = await api("GET", `/api/conversations/${encodeURIComponent(id)}`);
     setTree(data);
-    await Promise.all([loadFeedback(), loadPendingComparison(id), loadProfile(data.conversation.profile_id), loadDocuments(id)]);
+    await Promise.all([loadFeedback(), loadComparisons(id), loadProfile(data.conversation.profile_id), loadDocuments(id)]);
   } catch (err) {
     state.conv = null;
     state.messages.clear();
@@ -374,11 +405,13 @@ function newChat({ push = true, profile = null } = {}) {
   state.messages.clear();
   state.children.clear();
   state.current = null;
-  state.pendingComparison = null;
+  state.openComparisons.clear();
   state.revealed = null;
   state.notFound = false;
   state.profile = profile;
   state.documents = [];
+  state.tools.clear();
+  switches.refresh();
   renderAttachments();
   if (push && location.pathname !== "/") history.pushState({}, "", "/");
   syncPicker();
@@ -388,14 +421,30 @@ function newChat({ push = true, profile = null } = {}) {
 
 // -- models ---------------------------------------------------------------------------------
 
+// The models this user may pick (engine variants are for admins) and what each can do.
 async function loadModels() {
   try {
-    const body = await api("GET", "/v1/models");
-    state.models = body.data.map((m) => m.id);
+    const models = await api("GET", "/api/models");
+    state.models = models.map((m) => m.id);
+    state.modelInfo = new Map(models.map((m) => [m.id, m]));
   } catch {
     state.models = [];
   }
   syncPicker();
+}
+
+async function loadTools() {
+  try {
+    switches.offer((await api("GET", "/api/tools")).map((t) => t.name));
+  } catch {
+    switches.offer([]);
+  }
+}
+
+// Whether the model that would answer can see images; unknown models are given the benefit.
+function modelSeesImages() {
+  const info = state.modelInfo.get(picker.value || state.implicitModel);
+  return !info || info.accepts_images;
 }
 
 function syncPicker() {
@@ -416,6 +465,7 @@ function chosenModel() {
 
 picker.addEventListener("change", () => {
   if (!state.conv) localStorage.setItem("tandem.model", picker.value);
+  renderAttachments();
 });
 
 // -- sending and streaming ------------------------------------------------------------------
@@ -485,6 +535,16 @@ async function regenerate(m) {
   await runStream(`/api/messages/${m.id}/regenerate`, body, { baseLeaf: m.parent_id });
 }
 
+// More of an answer that was cut off: streamed after the text it already has, and stored as a
+// new version of the answer (the pager shows both).
+async function continueAnswer(m) {
+  if (state.stream) return;
+  const body = { stream: true };
+  const model = chosenModel();
+  if (model) body.model = model;
+  await runStream(`/api/messages/${m.id}/continue`, body, { baseLeaf: m.parent_id, prefix: textOf(m) });
+}
+
 async function resend(question) {
   const body = { content: textOf(question), stream: true };
   await runStream(`/api/messages/${question.id}/edit`, body, { baseLeaf: question.parent_id, userText: textOf(question) });
@@ -543,14 +603,13 @@ function streamingBubble(userText, userImages) {
   return { answer, body, col };
 }
 
-async function runStream(url, body, { baseLeaf = null, userText = null, userImages = [], onFail = null } = {}) {
-  state.pendingComparison = null;
+async function runStream(url, body, { baseLeaf = null, userText = null, userImages = [], onFail = null, prefix = "" } = {}) {
   const savedCurrent = state.current;
   state.current = baseLeaf;
   render();
   const controller = new AbortController();
   const ui = streamingBubble(userText, userImages);
-  const stream = { controller, text: "", ui, stopped: false, frame: 0 };
+  const stream = { controller, text: prefix, ui, stopped: false, frame: 0, pair: null };
   state.stream = stream;
   updateChrome();
   let gotUserMessage = false;
@@ -567,14 +626,6 @@ async function runStream(url, body, { baseLeaf = null, userText = null, userImag
   };
   try {
     const response = await request("POST", url, { json: body, signal: controller.signal });
-    const type = response.headers.get("content-type") || "";
-    if (type.includes("application/json")) {
-      // Not a stream: the server chose to answer this turn with a blind comparison.
-      const data = await response.json();
-      if (data.comparison) await showComparison(data.comparison, data.notice);
-      finished = true;
-      return;
-    }
     await readEvents(response, (event) => {
       if (event.type === "user_message") {
         addMessage(event.message);
@@ -598,11 +649,20 @@ async function runStream(url, body, { baseLeaf = null, userText = null, userImag
       } else if (event.type === "done") {
         addMessage(event.message);
         state.current = event.message.id;
-        if (event.notice) state.notices.set(event.message.id, event.notice);
         if (event.memory_saved) toast(`Remembered: ${event.memory_saved.text}`);
         finished = true;
       } else if (event.type === "notice") {
         showNotice(event.notice);
+      } else if (event.type === "title") {
+        // The model named the chat after its first answer.
+        if (state.conv) state.conv.title = event.title;
+        updateChrome();
+        refreshHistory();
+      } else if (event.type === "comparison_start") {
+        // Two answers instead of one: both stream side by side, blind.
+        stream.pair = streamingComparison(ui);
+      } else if (event.type === "comparison_delta") {
+        stream.pair?.add(event.side, event.text);
       } else if (event.type === "comparison") {
         finished = true;
         state.stream = null;
@@ -630,11 +690,13 @@ async function runStream(url, body, { baseLeaf = null, userText = null, userImag
       // server-side and becomes the current branch.
       // The server titles a new chat from its first message.
       if (stream.stopped || !finished || !state.conv.title) await reloadTree(stream.stopped ? 6 : 1);
-      if (!ui.answer.classList.contains("failed") && !state.pendingComparison) render();
+      // A finished comparison has already drawn itself; a stopped one shows what was kept.
+      if (!ui.answer.classList.contains("failed") && !(stream.pair && finished)) render();
       refreshHistory();
     }
     updateChrome();
     if (stream.stopped) toast("Stopped");
+    announceAnswer(ui, stream);
   }
 }
 
@@ -699,8 +761,23 @@ async function switchTo(sibling) {
 
 // -- feedback -------------------------------------------------------------------------------
 
+// A thumbs-down opens the reasons panel and is sent once, with whatever reasons and comment
+// the panel holds when it closes (Submit, the close button, another chat, leaving the page):
+// one request, one rating row, and never lost.
+let pendingDown = null;
+
 async function rate(m, rating) {
   const existing = state.feedback.get(m.id);
+  if (pendingDown && pendingDown.message.id === m.id) {
+    // The same answer again while its reasons are open: the thumbs-down is being withdrawn
+    // (down) or replaced (up) before it was ever sent.
+    pendingDown = null;
+    closeReasons();
+    if (rating === "down") {
+      render();
+      return;
+    }
+  }
   try {
     if (existing && existing.rating === rating) {
       // Clicking the same thumb again withdraws the rating.
@@ -711,6 +788,11 @@ async function rate(m, rating) {
       toast("Rating removed");
       return;
     }
+    if (rating === "down") {
+      closeReasons();
+      openReasons(m);
+      return;
+    }
     const fb = await api("POST", `/api/messages/${m.id}/feedback`, { rating, reasons: [], comment: "" });
     state.feedback.set(m.id, fb);
   } catch (err) {
@@ -718,20 +800,40 @@ async function rate(m, rating) {
     return;
   }
   render();
-  if (rating === "down") openReasons(m);
-  else toast("Thanks for the feedback");
+  toast("Thanks for the feedback");
 }
 
-function closeReasons() {
-  document.querySelector(".reasons-panel")?.remove();
+async function sendPendingDown({ keepalive = false } = {}) {
+  const pending = pendingDown;
+  if (!pending) return;
+  pendingDown = null;
+  const { message, chosen, comment } = pending;
+  const body = { rating: "down", reasons: [...chosen], comment: comment.value.trim() };
+  try {
+    const response = await request("POST", `/api/messages/${message.id}/feedback`, { json: body, keepalive });
+    state.feedback.set(message.id, await response.json());
+  } catch (err) {
+    if (!keepalive) toast(err.message, "error");
+  }
 }
+
+// Closing the panel sends the thumbs-down it holds (if it was not sent yet).
+function closeReasons() {
+  const panel = document.querySelector(".reasons-panel");
+  const sending = sendPendingDown();
+  panel?.remove();
+  return sending;
+}
+
+addEventListener("pagehide", () => sendPendingDown({ keepalive: true }));
 
 function openReasons(m) {
-  closeReasons();
   const node = thread.querySelector(`.msg.assistant[data-id="${CSS.escape(m.id)}"] .msg-col`);
   if (!node) return;
   const chosen = new Set(state.feedback.get(m.id)?.reasons || []);
   const comment = el("textarea", { class: "reason-comment", rows: 2, maxlength: 2000, placeholder: "What was wrong? (optional)", "aria-label": "Comment" });
+  pendingDown = { message: m, chosen, comment };
+  node.querySelector('[aria-label="Bad response"]')?.setAttribute("aria-pressed", "true");
   const chips = REASONS.map(([code, label]) => {
     const chip = el("button", { type: "button", class: "chip", "aria-pressed": chosen.has(code) ? "true" : "false", dataset: { reason: code } }, label);
     chip.addEventListener("click", () => {
@@ -741,23 +843,18 @@ function openReasons(m) {
     });
     return chip;
   });
-  const submit = async () => {
-    try {
-      const fb = await api("POST", `/api/messages/${m.id}/feedback`, { rating: "down", reasons: [...chosen], comment: comment.value.trim() });
-      state.feedback.set(m.id, fb);
-      closeReasons();
-      toast("Thanks — this helps improve the next model");
-    } catch (err) {
-      toast(err.message, "error");
-    }
+  const finish = async (thanks) => {
+    await closeReasons();
+    render();
+    if (thanks) toast("Thanks — this helps improve the next model");
   };
   const panel = el(
     "div",
     { class: "reasons-panel", role: "dialog", "aria-label": "Tell us more" },
-    el("div", { class: "reasons-head" }, el("strong", {}, "Tell us more"), el("button", { type: "button", class: "icon-btn", "aria-label": "Close", onclick: closeReasons }, icon("x"))),
+    el("div", { class: "reasons-head" }, el("strong", {}, "Tell us more"), el("button", { type: "button", class: "icon-btn", "aria-label": "Close", onclick: () => finish(false) }, icon("x"))),
     el("div", { class: "chips" }, chips),
     comment,
-    el("div", { class: "editor-actions" }, el("button", { type: "button", class: "btn primary", onclick: submit }, "Submit")),
+    el("div", { class: "editor-actions" }, el("button", { type: "button", class: "btn primary", onclick: () => finish(true) }, "Submit")),
   );
   node.append(panel);
   scrollToBottom();
@@ -811,14 +908,16 @@ async function remember(m) {
 
 // -- comparisons ----------------------------------------------------------------------------
 
-function comparisonNode(c) {
+// `continuedFrom`: the answer the chat went on from while this comparison waits for a vote.
+function comparisonNode(c, continuedFrom = null) {
   const voted = Boolean(c.verdict);
   const side = (key, label) => {
     const cand = c[key];
     const chosen = voted && (c.verdict === key || c.verdict === "tie");
+    const followed = !voted && continuedFrom === cand.message_id;
     return el(
       "section",
-      { class: `candidate${chosen ? " chosen" : ""}`, "aria-label": `Answer ${label}` },
+      { class: `candidate${chosen ? " chosen" : ""}${followed ? " followed" : ""}`, "aria-label": `Answer ${label}` },
       el("header", {}, el("span", { class: "cand-label" }, `Answer ${label}`),
         voted ? el("span", { class: "cand-model" }, cand.model || "unknown model") : el("span", { class: "cand-model hidden-name" }, "model hidden")),
       markdownNode(cand.content),
@@ -826,13 +925,49 @@ function comparisonNode(c) {
   };
   const vote = (verdict, label) => el("button", { type: "button", class: "btn vote", dataset: { verdict }, onclick: () => castVote(c, verdict) }, label);
   const verdictText = { a: "You preferred A.", b: "You preferred B.", tie: "You rated them a tie.", both_bad: "You rated both answers bad." };
+  const followedLabel = continuedFrom === c.a.message_id ? "A" : "B";
+  const intro = voted
+    ? verdictText[c.verdict] + " The models are revealed."
+    : continuedFrom
+      ? `The chat went on from Answer ${followedLabel}. Which answer is better? Your vote still counts.`
+      : "Which answer is better? The models stay hidden until you vote.";
   return el(
     "div",
     { class: `comparison${voted ? " voted" : ""}`, dataset: { id: c.id } },
-    el("p", { class: "comparison-intro" }, voted ? verdictText[c.verdict] + " The models are revealed." : "Which answer is better? The models stay hidden until you vote."),
+    el("p", { class: "comparison-intro" }, intro),
     el("div", { class: "candidates" }, side("a", "A"), side("b", "B")),
     voted ? null : el("div", { class: "votes", role: "group", "aria-label": "Vote" }, vote("a", "A is better"), vote("tie", "Tie"), vote("b", "B is better"), vote("both_bad", "Both are bad")),
   );
+}
+
+// The two answers of a comparison as they stream, side by side and blind.
+function streamingComparison(ui) {
+  const bodies = {};
+  const side = (key) => {
+    bodies[key] = el("div", { class: "markdown" }, el("span", { class: "typing", "aria-label": "Thinking" }, el("i"), el("i"), el("i")));
+    return el("section", { class: "candidate", "aria-label": `Answer ${key.toUpperCase()}` },
+      el("header", {}, el("span", { class: "cand-label" }, `Answer ${key.toUpperCase()}`), el("span", { class: "cand-model hidden-name" }, "model hidden")),
+      bodies[key]);
+  };
+  const card = el("div", { class: "comparison streaming" },
+    el("p", { class: "comparison-intro" }, "Writing two answers to compare…"),
+    el("div", { class: "candidates" }, side("a"), side("b")));
+  ui.body.replaceChildren(card);
+  const texts = { a: "", b: "" };
+  const frames = {};
+  return {
+    add(key, text) {
+      if (!(key in texts)) return;
+      texts[key] += text;
+      if (frames[key]) return;
+      frames[key] = requestAnimationFrame(() => {
+        frames[key] = 0;
+        const stick = nearBottom();
+        bodies[key].innerHTML = renderMarkdown(texts[key]);
+        if (stick) scrollToBottom(true);
+      });
+    },
+  };
 }
 
 async function showComparison(c, notice = null) {
@@ -843,29 +978,32 @@ async function showComparison(c, notice = null) {
       /* keep what we have */
     }
   }
-  state.pendingComparison = c;
-  state.current = c.parent_message_id;
+  keepOpenComparison(c);
   render();
-  if (notice) thread.querySelector(".comparison")?.prepend(el("p", { class: "notice", role: "note" }, icon("alert"), notice));
+  if (notice) thread.querySelector(`.comparison[data-id="${CSS.escape(c.id)}"]`)?.prepend(el("p", { class: "notice", role: "note" }, icon("alert"), notice));
   scrollToBottom(true);
 }
 
 async function castVote(c, verdict) {
-  for (const b of thread.querySelectorAll(".comparison .vote")) b.disabled = true;
+  const card = thread.querySelector(`.comparison[data-id="${CSS.escape(c.id)}"]`);
+  for (const b of card?.querySelectorAll(".vote") || []) b.disabled = true;
   try {
     const result = await api("POST", `/api/comparisons/${c.id}/vote`, { verdict });
-    state.pendingComparison = null;
+    forgetComparison(c);
     setTree(await api("GET", `/api/conversations/${c.conversation_id}`));
+    const atTheEnd = [c.parent_message_id, c.a.message_id, c.b.message_id].includes(state.current);
     state.revealed = verdict === "both_bad" ? null : result;
     render();
-    if (verdict === "both_bad") {
+    if (verdict === "both_bad" && atTheEnd) {
       // No chosen answer: show the verdict, with the names, above the question's retry.
       thread.append(comparisonNode(result));
+    } else if (!atTheEnd && !thread.querySelector(`.comparison[data-id="${CSS.escape(c.id)}"]`)) {
+      toast(`Vote saved: ${result.a.model} (A) vs ${result.b.model} (B)`);
     }
-    scrollToBottom(true);
+    if (atTheEnd) scrollToBottom(true);
   } catch (err) {
     toast(err.message, "error");
-    for (const b of thread.querySelectorAll(".comparison .vote")) b.disabled = false;
+    for (const b of card?.querySelectorAll(".vote") || []) b.disabled = false;
   }
 }
 
@@ -878,7 +1016,7 @@ async function compare({ content = null, parentId = null, modelB = undefined } =
     toast(err.message, "error");
     return;
   }
-  const body = {};
+  const body = { stream: true };
   if (content) {
     body.content = content;
     if (state.current) body.parent_id = state.current;
@@ -887,41 +1025,15 @@ async function compare({ content = null, parentId = null, modelB = undefined } =
   const modelA = chosenModel();
   if (modelA) body.model_a = modelA;
   if (modelB) body.model_b = modelB;
-  state.pendingComparison = null;
   state.revealed = null;
-  const base = content ? state.current : parentId;
-  const saved = state.current;
-  state.current = base;
-  render();
-  const controller = new AbortController();
-  const ui = streamingBubble(content, []);
-  ui.body.replaceChildren(el("span", { class: "typing" }, el("i"), el("i"), el("i")), el("span", { class: "muted small" }, " Writing two answers to compare…"));
-  state.stream = { controller, ui };
-  updateChrome();
-  try {
-    const response = await request("POST", `/api/conversations/${state.conv.id}/comparisons`, { json: body, signal: controller.signal });
-    const result = await response.json();
-    state.stream = null;
-    await showComparison(result);
-  } catch (err) {
-    state.stream = null;
-    if (err.name === "AbortError") {
-      state.current = saved;
-      await reloadTree(4);
-      render();
-    } else {
-      showStreamError(ui, err, false);
-      if (content) {
-        input.value = previous.text;
-        autosize();
-      }
-      state.current = saved;
-    }
-  } finally {
-    state.stream = null;
-    updateChrome();
-    refreshHistory();
-  }
+  await runStream(`/api/conversations/${state.conv.id}/comparisons`, body, {
+    baseLeaf: content ? state.current : parentId,
+    userText: content,
+    onFail: () => {
+      input.value = previous.text;
+      autosize();
+    },
+  });
 }
 
 function compareAgain(answer) {
@@ -1057,7 +1169,10 @@ document.addEventListener("tandem:renamed", (e) => {
 
 function renderAttachments() {
   attachBox.hidden = state.attachments.length === 0 && state.uploadsInFlight === 0 && state.documents.length === 0;
+  const blind = state.attachments.length > 0 && !modelSeesImages();
   attachBox.replaceChildren(
+    blind ? el("p", { class: "notice attach-warning", role: "alert" }, icon("alert"),
+      `${picker.value || "This model"} can't see images. Pick a model that can, or remove the image.`) : "",
     ...state.documents.map((d) => documentChip(d, () => dropDocument(d))),
     ...state.attachments.map((a) =>
       el("div", { class: "thumb" },
@@ -1078,6 +1193,10 @@ async function loadDocuments(convId) {
   } catch {
     /* a server without document support: the chat works without */
   }
+  // A chat with documents answers from them: its Files switch is on when it is reopened.
+  state.tools.clear();
+  if (state.documents.some((d) => d.status !== "failed")) state.tools.add("files");
+  switches.refresh();
   renderAttachments();
   for (const d of state.documents) if (d.status !== "ready" || (d.embedding_progress ?? 1) < 1) followDocument(d);
 }
@@ -1166,45 +1285,27 @@ input.addEventListener("paste", (e) => {
 });
 
 // -- voice ----------------------------------------------------------------------------------
+// Dictation, reading aloud and hands-free voice mode run on tandem's server (voice.js).
 
-const Recognition = window.SpeechRecognition || window.webkitSpeechRecognition;
-let recognizer = null;
-
-if (Recognition) {
-  micBtn.hidden = false;
-  micBtn.addEventListener("click", () => {
-    if (recognizer) { recognizer.stop(); return; }
-    recognizer = new Recognition();
-    recognizer.interimResults = true;
-    recognizer.continuous = false;
-    const before = input.value ? input.value.replace(/\s*$/, " ") : "";
-    recognizer.onresult = (e) => {
-      input.value = before + [...e.results].map((r) => r[0].transcript).join("");
-      autosize();
-      updateChrome();
-    };
-    recognizer.onerror = (e) => toast(e.error === "not-allowed" ? "Allow the microphone to dictate." : "Dictation stopped.", "error");
-    recognizer.onend = () => {
-      recognizer = null;
-      micBtn.classList.remove("recording");
-      micBtn.setAttribute("aria-label", "Dictate");
-    };
-    micBtn.classList.add("recording");
-    micBtn.setAttribute("aria-label", "Stop dictation");
-    recognizer.start();
-  });
-}
+const voice = initVoice({
+  micBtn,
+  voiceBtn: document.getElementById("voice-btn"),
+  statusEl: document.getElementById("voice-status"),
+  input,
+  send: (text) => send(text),
+});
 
 function readAloud(text, button) {
-  if (speechSynthesis.speaking) {
-    speechSynthesis.cancel();
-    if (button.classList.contains("speaking")) { button.classList.remove("speaking"); return; }
-  }
-  const plain = text.replace(/```[\s\S]*?```/g, " code block ").replace(/[*_#`>]/g, "");
-  const utterance = new SpeechSynthesisUtterance(plain);
-  button.classList.add("speaking");
-  utterance.onend = utterance.onerror = () => button.classList.remove("speaking");
-  speechSynthesis.speak(utterance);
+  voice.readAloud(text, button);
+}
+
+// The end of every turn, for voice mode: the answer to read aloud, or null when there is none
+// (stopped, failed, or a blind comparison waiting for a vote).
+function announceAnswer(ui, stream) {
+  const leaf = state.current ? state.messages.get(state.current) : null;
+  const answered = leaf?.role === "assistant" && !stream.stopped && !stream.pair && !ui.answer.classList.contains("failed");
+  const detail = { messageId: answered ? leaf.id : null, text: answered ? textOf(leaf) : null };
+  document.dispatchEvent(new CustomEvent("tandem:answer-done", { detail }));
 }
 
 // -- composer -------------------------------------------------------------------------------
@@ -1270,7 +1371,7 @@ async function start() {
     activeId: () => state.conv?.id || null,
   });
   const me = api("GET", "/api/auth/me").then((m) => { state.me = m; }).catch(() => {});
-  await Promise.all([me, loadModels()]);
+  await Promise.all([me, loadModels(), loadTools()]);
   const id = app.dataset.conversationId;
   if (id) await openConversation(id, { push: false });
   else {

@@ -21,11 +21,14 @@ function labelOf(name) {
 
 // -- the composer's switches ------------------------------------------------------------------
 
+// Only the tools this server can run are offered (GET /api/tools): none until it says which,
+// so a switch that cannot work (web search with no search provider) never shows.
 export function toolSwitches(selected, onChange) {
   const box = el("div", { class: "tool-switches", role: "group", "aria-label": "Tools" });
+  let offered = new Set();
   const paint = () =>
     box.replaceChildren(
-      ...TOOLS.map((t) =>
+      ...TOOLS.filter((t) => offered.has(t.name)).map((t) =>
         el(
           "button",
           {
@@ -47,6 +50,11 @@ export function toolSwitches(selected, onChange) {
     );
   paint();
   box.refresh = paint;
+  box.offer = (names) => {
+    offered = new Set(names);
+    for (const name of [...selected]) if (!offered.has(name)) selected.delete(name);
+    paint();
+  };
   return box;
 }
 
