@@ -11,10 +11,10 @@ import pytest
 
 from conftest import new_user, sse_events
 from tandem.chat.context import CONTEXT_NOTICE, fit_to_context
-from tandem.chat.loops import LoopDetector, repeats_itself
 from tandem.core import Message
 from tandem.engines import ModelCatalog
 from tandem.engines.fake import FakeEngine
+from tandem.engines.loops import LoopDetector, repeats_itself
 
 # Fake tokens are words: a 120-word context holds a few turns of the long messages below.
 CONTEXT = 120
@@ -184,3 +184,17 @@ def test_titles_come_from_the_first_exchange_or_keep_the_first_sentence():
     assert clean_title("I'm glad you asked about this and that and more things", "x") is None
     assert clean_title("", "Lyon") is None
     assert clean_title("Bathroom Bathroom", "Give me three ideas for a weekend trip") is None
+
+
+def test_loops_are_cut_where_asked_and_only_there():
+    import asyncio
+
+    from tandem.core import SamplingParams
+
+    engine = FakeEngine(script=[LOOP])
+    messages = [Message.text("user", "Name animals")]
+    cut = asyncio.run(engine.complete(messages, SamplingParams(max_tokens=200, stop_loops=True)))
+    assert cut.finish_reason == "loop" and len(cut.text) < len(LOOP) / 2
+    assert cut.usage.prompt_tokens > 0 and 0 < cut.usage.completion_tokens < 60
+    whole = asyncio.run(engine.complete(messages, SamplingParams(max_tokens=200)))
+    assert whole.finish_reason == "stop" and whole.text == LOOP

@@ -61,6 +61,9 @@ class SamplingIn(Body):
     )
     seed: Seed | None = None
     repetition_penalty: float | None = Field(None, ge=0.5, le=2)
+    stop_loops: bool | None = Field(
+        None, description="end an answer that keeps repeating itself (chats: on by default)"
+    )
 
     def overrides(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

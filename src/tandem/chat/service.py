@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 
 from tandem.chat.comparison import ComparisonTurn
 from tandem.chat.context import CONTEXT_NOTICE, STRATEGY, fit_to_context
-from tandem.chat.loops import LoopDetector
 from tandem.chat.memory_requests import memory_request
 from tandem.chat.render import render_messages, render_system_prompt, without_images
 from tandem.chat.titles import placeholder_title, write_title
@@ -54,6 +53,7 @@ from tandem.core.messages import Message, Part
 from tandem.core.settings import Settings
 from tandem.engines.base import Chunk, Engine
 from tandem.engines.catalog import ModelCatalog
+from tandem.engines.loops import cut_loops
 from tandem.rollout.routing import applicable_rollout, served_version
 from tandem.store import (
     Conflict,
@@ -83,6 +83,11 @@ from tandem.tools.base import Tool, ToolContext, ToolResult, get_tool, tool_name
 
 MAX_ATTACHMENTS = 4
 NO_IMAGES_NOTICE = "This model can't see images; it answered from your text only."
+
+
+# A chat ends an answer that starts repeating itself (tandem.engines.loops): the person sees it
+# was cut and can continue it; the /v1 API sends what the client asked for.
+CHAT_SAMPLING: dict[str, Any] = {"stop_loops": True}
 
 
 def resolve_sampling(
@@ -249,7 +254,6 @@ class Turn:
             self.messages = with_tool_results(self.messages, self.tool_results)
             if self.history is not None and self.tool_results:
                 self.messages = self._fit(self.messages, self.engine, self.params)
-            loops = LoopDetector() if self.history is not None else None
             for round_ in range(MAX_TOOL_ROUNDS + 1):
                 offer = self.native_tools if round_ < MAX_TOOL_ROUNDS else []
                 schemas = [t.openai_schema() for t in offer] or self.client_tools
@@ -258,8 +262,13 @@ class Turn:
                 final = None
                 if self.continue_final:
                     extra["continue_final"] = True
-                stream = self.engine.stream(self.messages, self.params, **extra)
-                looped = False
+                stream = cut_loops(
+                    self.engine,
+                    self.messages,
+                    self.params,
+                    self.engine.stream(self.messages, self.params, **extra),
+                    self.continue_final,
+                )
                 async with aclosing(stream) as chunks:
                     async for chunk in chunks:
                         if chunk.text:
@@ -271,13 +280,7 @@ class Turn:
                             final, finish = chunk, chunk.finish_reason
                         if chunk.text or chunk.finish_reason != "tool_calls" or self.client_tools:
                             yield chunk
-                        if loops is not None and loops.feed(chunk.text):
-                            # Closing the engine's stream (leaving the block) stops generating.
-                            looped = True
-                            break
-                if looped:
-                    finish = "loop"
-                    yield Chunk(finish_reason=finish)
+                if finish == "loop":
                     break
                 if calls and self.client_tools:
                     self._client_calls(calls)
@@ -291,7 +294,7 @@ class Turn:
                     break
                 async for chunk in self._model_tool_calls(calls):
                     yield chunk
-            if final is None and finish != "loop":
+            if final is None:
                 finish = "stop"
         except Exception:  # the engine's failure or any other: recorded as an error
             finish = "error"
@@ -457,7 +460,12 @@ class ChatService:
         )
         engine = self.catalog.get(model_id)  # ModelNotFound before anything is stored
         return _Context(
-            conv, profile, custom, memory_on, engine, dict(profile.sampling) if profile else {}
+            conv,
+            profile,
+            custom,
+            memory_on,
+            engine,
+            {**CHAT_SAMPLING, **(profile.sampling if profile else {})},
         )
 
     def _system(self, user_id: str, ctx: _Context) -> str | None:

@@ -211,6 +211,15 @@ def run_command(
     temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.0,
     repetition_penalty: Annotated[float, typer.Option(min=0.5, max=2.0)] = 1.0,
     seed: Annotated[int | None, typer.Option()] = None,
+    stop_loops: Annotated[
+        bool | None,
+        typer.Option(
+            "--stop-loops/--no-stop-loops",
+            help="End an answer that keeps repeating itself (finish_reason loop) instead of "
+            "running it to the token cap. Default: the eval default (docs/evals.md).",
+            show_default=False,
+        ),
+    ] = None,
     input_file: Annotated[
         Path | None,
         typer.Option(
@@ -240,6 +249,7 @@ def run_command(
         temperature=temperature,
         repetition_penalty=repetition_penalty,
         seed=seed,
+        stop_loops=EVAL_SAMPLING.stop_loops if stop_loops is None else stop_loops,
     )
     settings = Settings.from_env()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

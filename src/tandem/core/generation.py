@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# "loop": the chat cut an answer that kept repeating itself (tandem.chat.loops); an OpenAI
-# client sees it as "length", the other reason an answer is cut short.
+# "loop": generation was cut because the answer kept repeating itself (tandem.engines.loops);
+# an OpenAI client sees it as "length", the other reason an answer is cut short.
 FINISH_REASONS = ("stop", "length", "loop", "tool_calls", "cancelled", "error")
 # The answers a person sees cut short, which the chat offers to continue.
 CUT_SHORT = ("length", "loop")
@@ -24,6 +24,10 @@ class SamplingParams:
     seed: int | None = None
     # The 135M model repeats itself until the token cap without a mild penalty.
     repetition_penalty: float = 1.1
+    # End an answer whose end is the same text over and over (tandem.engines.loops), with
+    # finish_reason "loop". Chats switch it on; the OpenAI-compatible API leaves it off unless
+    # asked; evals choose (tandem.evals.runs.EVAL_SAMPLING).
+    stop_loops: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

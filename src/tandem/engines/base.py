@@ -149,8 +149,10 @@ class Engine(ABC):
         start = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
+        from tandem.engines.loops import cut_loops  # loops builds on this module
+
         last = Chunk()
-        async for chunk in self.stream(messages, params):
+        async for chunk in cut_loops(self, messages, params, self.stream(messages, params)):
             if chunk.text and first is None:
                 first = time.perf_counter() - start
             parts.append(chunk.text)

@@ -14,6 +14,9 @@ its builder makes only for CUDA, and one og.Generator per request does not batch
 * Every iteration admits waiting requests (prefill, in chunks so long prompts do not stall the
   others for long), then runs one decode step for all active requests: concurrent requests
   share steps instead of queueing behind each other's whole answers.
+* A finished request's keys and values are kept in a prefix cache (`tandem.engines.prefix_cache`,
+  `prefix_cache_mb`), so a conversation's next turn, or a regenerate, copies its history's
+  cache into the new slot and prefills only the new tokens.
 """
 
 from __future__ import annotations
@@ -35,11 +38,15 @@ from tokenizers import Tokenizer
 from tandem.core.generation import SamplingParams, Usage
 from tandem.core.messages import Message
 from tandem.engines.base import Chunk, Engine, EngineError, ModelInfo, ensure_fits, relay
+from tandem.engines.prefix_cache import PrefixCache
 from tandem.engines.sampling import sample_token
 from tandem.engines.text import ChatTemplate, IncrementalDecoder, StopMatcher
 
 PREFILL_CHUNK = 256
 BASE_CAPACITY = 1024
+# Shorter sequences prefill in a blink: not worth a copy into the prefix cache and back.
+MIN_CACHED_PREFIX = 64
+DEFAULT_PREFIX_CACHE_MB = 512
 
 
 @dataclass(eq=False)
@@ -77,6 +84,7 @@ class OnnxEngine(Engine):
         max_batch: int = 16,
         max_context: int = 4096,
         threads: int | None = None,
+        prefix_cache_mb: int = DEFAULT_PREFIX_CACHE_MB,
     ) -> None:
         super().__init__(model_id)
         model_dir = Path(model_dir)
@@ -112,6 +120,8 @@ class OnnxEngine(Engine):
         self._resize_cache(min(BASE_CAPACITY, self.max_context), keep_rows=0)
         self._active: list[_Request] = []
         self._waiting: deque[_Request] = deque()
+        self.prefix_cache = PrefixCache(prefix_cache_mb * 2**20)
+        self.reused_prefix_tokens = 0  # prompt tokens served from the prefix cache, in all
         self._wakeup = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"onnx-{model_id}", daemon=True)
@@ -208,9 +218,10 @@ class OnnxEngine(Engine):
         self._ensure_capacity(len(ids) + 1)
         request.slot = len(self._active)
         self._active.append(request)
+        request.cached = self._reuse_prefix(request)
         logits = None
         # Chunked prefill: each chunk attends to the cached prefix of the earlier chunks.
-        for start in range(0, len(ids), PREFILL_CHUNK):
+        for start in range(request.cached, len(ids), PREFILL_CHUNK):
             chunk = np.asarray([ids[start : start + PREFILL_CHUNK]], dtype=np.int64)
             total = start + chunk.shape[1]
             mask = np.ones((1, total), dtype=np.int64)
@@ -218,6 +229,33 @@ class OnnxEngine(Engine):
             request.cached = total
         assert logits is not None
         self._accept(request, logits[0, -1].copy())
+
+    def _reuse_prefix(self, request: _Request) -> int:
+        """Copy the cached keys/values of the longest known prefix of the prompt into the
+        request's slot; returns how many tokens need no prefill. The last prompt token is
+        always run, for the logits of the first answer token."""
+        entry, common = self.prefix_cache.longest(request.prompt_ids)
+        common = min(common, len(request.prompt_ids) - 1)
+        if entry is None or common < MIN_CACHED_PREFIX:
+            return 0
+        for layer, (keys, values) in enumerate(self._cache):
+            keys[request.slot, :, :common] = entry.kv[layer, 0, :, :common]
+            values[request.slot, :, :common] = entry.kv[layer, 1, :, :common]
+        self.reused_prefix_tokens += common
+        return common
+
+    def _park(self, request: _Request) -> None:
+        """Keep a finished request's keys/values for a later request with the same prefix."""
+        length = request.cached
+        if length < MIN_CACHED_PREFIX or self.prefix_cache.budget_bytes <= 0:
+            return
+        kv = np.stack(
+            [
+                np.stack([keys[request.slot, :, :length], values[request.slot, :, :length]])
+                for keys, values in self._cache
+            ]
+        )
+        self.prefix_cache.put((request.prompt_ids + request.generated)[:length], kv)
 
     def _decode_step(self) -> None:
         rows = self._active
@@ -302,6 +340,7 @@ class OnnxEngine(Engine):
             if request.next_token != -1:
                 i += 1
                 continue
+            self._park(request)
             last = self._active.pop()
             if last is not request:
                 self._move_slot(last, request.slot)

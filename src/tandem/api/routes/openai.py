@@ -163,6 +163,9 @@ class ChatCompletionRequest(Body):
 
 
 def _finish(reason: str | None) -> str:
+    """OpenAI's finish reasons: an answer cut for looping was cut short, like at the cap."""
+    if reason == "loop":
+        return "length"
     return reason if reason in ("stop", "length", "tool_calls") else "stop"
 
 
