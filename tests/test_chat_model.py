@@ -54,7 +54,11 @@ def test_a_chat_longer_than_the_context_goes_on(real_client, onnx_engine):
 def test_continue_goes_on_writing_a_cut_answer(real_client, onnx_engine):
     alice = new_user(real_client, "alice@x.io")
     conv = real_client.post("/api/conversations", json={}, headers=alice).json()
-    body = {"content": "Count from 1 to 30, separated by commas.", "sampling": {"max_tokens": 12}}
+    # Cut mid-sentence (6 tokens of a story), so the model has words left to write.
+    body = {
+        "content": "Write a long story about a dragon who learns to bake bread.",
+        "sampling": {"max_tokens": 6, "temperature": 0},
+    }
     r = real_client.post(f"/api/conversations/{conv['id']}/messages", json=body, headers=alice)
     cut = r.json()["assistant_message"]
     assert cut["finish_reason"] == "length"
