@@ -53,11 +53,17 @@ format: setup
 screenshots: setup system-test-deps
 	$(BIN)/python scripts/screenshots.py
 
+# The engine's figures (engines.json, the architecture table) come first: speed against
+# llama.cpp in one run, long chats, the served format's agreement with fp32, then the loop
+# detector on the project's own prompts and IFEval three ways (about 80 minutes of the total).
 bench: setup system-test-deps
 	$(BIN)/python -m pip install -q -e ".[test,bench]"
 	bash bench/ensure-llama-cpp.sh $(BIN)/python
 	$(BIN)/python -m bench.engines
 	$(BIN)/python -m bench.long_chat
+	$(BIN)/python -m bench.engine_quality --stride 4 --no-speed --formats int8-sym-a4,int8-fit-a4,fp32
+	$(BIN)/python -m bench.loop_detector
+	$(BIN)/python -m bench.ifeval
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.refusal_agreement
 	$(BIN)/python -m bench.embeddings
@@ -76,13 +82,12 @@ security: setup system-test-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "browser and not security_slow" tests/security
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m security_slow tests
 
-# The evaluation figures (docs/evals.md): IFEval on the embedded base model (541 prompts, about
-# 25 minutes on 2 cores), int8 vs fp32 on an IFEval subset, and the refusal classifier's
-# agreement with XSTest's human labels. Separate from `bench`: together they take ~40 minutes.
+# The evaluation figures alone (docs/evals.md): the refusal classifier's agreement with
+# XSTest's human labels and IFEval on the embedded base model three ways (default engine with
+# loops cut, loops run to the cap, the fp32 ONNX model; about an hour on 2 cores).
 bench-evals: setup
 	$(BIN)/python -m bench.refusal_agreement
 	$(BIN)/python -m bench.ifeval
-	$(BIN)/python -m bench.ifeval_precision
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from bench.artifacts import bench_cache
+from bench.report import record_figures
 from tandem.registry.onnx_weights import fit_to_gguf_grid, load_hf_weights, weight_error
 
 REPO = Path(__file__).resolve().parent.parent
@@ -185,6 +186,8 @@ FORMATS: tuple[Format, ...] = (
     ),
 )
 FORMATS_BY_NAME = {f.name: f for f in FORMATS}
+# What `tandem.registry.embedded.build_onnx` prepares (asymmetric int8, then fitted).
+DEFAULT_FORMAT = "int8-fit-a4"
 
 
 # ---- building -------------------------------------------------------------------------------
@@ -889,8 +892,20 @@ def main(argv: list[str] | None = None) -> None:
         "llamacpp": {"installed": have_llamacpp, "quality": llamacpp_quality, "speed": anchor},
         "formats": list(rows.values()),
     }
+    default_quality = rows.get(DEFAULT_FORMAT, {}).get("quality")
+    if default_quality:
+        report["default_format"] = DEFAULT_FORMAT
+        report["top1_agreement_with_fp32"] = default_quality["top1"]
+        report["kld_vs_fp32"] = default_quality["mean_kld"]
     out = args.work_dir / "engine_quality.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
+    if default_quality and not args.quick:
+        figures = {
+            "top1_agreement_with_fp32": default_quality["top1"],
+            "kld_vs_fp32": default_quality["mean_kld"],
+            "quality_positions": default_quality["positions"],
+        }
+        record_figures(figures, "python -m bench.engine_quality " + " ".join(sys.argv[1:]))
     print(render_table(list(rows.values()), anchor))
     if llamacpp_quality:
         print(

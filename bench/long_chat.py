@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.report import record_figures
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "benchmarks" / "long_chat.json"
 TURNS = 8
@@ -148,6 +150,12 @@ def main(argv: list[str] | None = None) -> None:
         "peak_rss_mb_without_prefix_cache": plain["peak_rss_mb"],
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    figures = {
+        "long_chat_ttft_s": report["long_chat_ttft_s"],
+        "long_chat_ttft_s_without_prefix_cache": report["long_chat_ttft_s_without_prefix_cache"],
+        "long_chat_peak_rss_mb": report["peak_rss_mb"],
+    }
+    record_figures(figures, report["command"])
     print(json.dumps({k: v for k, v in report.items() if "by_turn" not in k}, indent=2))
 
 

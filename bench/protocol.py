@@ -99,7 +99,7 @@ class Adapter(ABC):
     key: str = ""
     label: str = ""
     weights: str = ""
-    # How 8 simultaneous requests are served: the strategy a server on this engine would use.
+    # How 16 simultaneous requests are served: the strategy a server on this engine would use.
     concurrency_mode: str = ""
     # Whether `generate(..., ignore_eos=True)` really ignores EOS; the default engine goes
     # through `Engine.stream`, which always stops at EOS (the throughput prompts are long).

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
+
+ENGINES_JSON = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "engines.json"
 
 START = "<!-- engines-table:start -->"
 END = "<!-- engines-table:end -->"
@@ -24,9 +28,9 @@ def _install(install: dict) -> str:
 
 def render_table(report: dict) -> str:
     rows = [
-        "| engine | weights | install | conversion | load | single stream | 8 streams, aggregate "
-        "| 8 streams, p95 TTFT | peak RSS | agreement with fp32 | exact | instructions "
-        "| how 8 streams are served |",
+        "| engine | weights | install | conversion | load | single stream | 16 streams, aggregate "
+        "| 16 streams, p95 TTFT | peak RSS | agreement with fp32 | exact | instructions "
+        "| how 16 streams are served |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for key, r in report["engines"].items():
@@ -66,8 +70,8 @@ def render_table(report: dict) -> str:
         "[benchmarks/engines.json](benchmarks/engines.json), chart in "
         "[benchmarks/engines.png](benchmarks/engines.png). Default engine vs llama.cpp, single "
         f"stream: **{_num(report['default_vs_llamacpp_single_stream'], '{:.2f}')}×**; default "
-        "engine at 8 concurrent streams vs llama.cpp single stream: "
-        f"**{_num(report['default_concurrency8_vs_llamacpp_single_stream'], '{:.2f}')}×**. "
+        "engine at 16 concurrent streams vs llama.cpp single stream: "
+        f"**{_num(report['default_concurrency16_vs_llamacpp_single_stream'], '{:.2f}')}×**. "
         "Agreement = mean fraction of the fp32 reference's first 64 greedy tokens reproduced "
         "before the first divergence; instructions = our own verifiable-instruction checks.",
     ]
@@ -99,7 +103,7 @@ def write_plot(report: dict, path: Path) -> None:
     xs = range(len(ok))
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.bar([x - 0.2 for x in xs], single, width=0.4, label="single stream")
-    ax.bar([x + 0.2 for x in xs], conc, width=0.4, label="8 concurrent streams (aggregate)")
+    ax.bar([x + 0.2 for x in xs], conc, width=0.4, label="16 concurrent streams (aggregate)")
     ax.set_xticks(list(xs), labels, fontsize=8)
     ax.set_ylabel("generated tokens / s")
     ax.set_title(f"SmolLM2-135M-Instruct on {report['machine']['cores']} CPU cores")
@@ -107,3 +111,24 @@ def write_plot(report: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def record_figures(figures: dict[str, Any], command: str, path: Path = ENGINES_JSON) -> None:
+    """Put headline figures another bench measures (IFEval runs, long chats, format quality)
+    into engines.json beside the engine table's own, each with the command that measured it.
+    `bench.engines` keeps them when it rewrites the file (`carried_figures`)."""
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report.update(figures)
+    sources = report.setdefault("figure_sources", {})
+    sources.update(dict.fromkeys(figures, command))
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def carried_figures(path: Path = ENGINES_JSON) -> dict[str, Any]:
+    """The figures `record_figures` put into the current engines.json, with their sources."""
+    if not path.exists():
+        return {}
+    report = json.loads(path.read_text())
+    sources = report.get("figure_sources", {})
+    carried: dict[str, Any] = {k: report[k] for k in sources if k in report}
+    return carried | {"figure_sources": sources} if carried else {}

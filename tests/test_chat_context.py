@@ -171,6 +171,24 @@ def test_loop_detector_cuts_loops_not_lists_or_code():
     assert fed.index(True) < 80 and not any(fed[:8])
 
 
+def test_a_paragraph_said_three_times_over_is_a_loop_twice_is_not():
+    paragraph = (
+        "In 1817, he was appointed as the 14th President of the United States. He was a strong "
+        "leader who was known for his vision and his ability to make tough decisions. He was "
+        "also known for his love of his children.\n\n"
+    )
+    assert len(paragraph) > 200  # longer than the short units a loop of four copies needs
+    assert repeats_itself("Here is the essay.\n\n" + paragraph * 3)
+    assert not repeats_itself("Here is the essay.\n\n" + paragraph * 2)
+    # Repeating the request word for word, then answering, is not a loop.
+    request = "Write a story about a dog who finds a red ball in the park and brings it home. "
+    assert not repeats_itself(request + request + "Once upon a time, a dog named Max " * 2)
+    detector = LoopDetector()
+    text = "Here is the essay.\n\n" + paragraph * 5
+    fired = next(i for i in range(0, len(text), 4) if detector.feed(text[i : i + 4]))
+    assert len(paragraph) * 3 <= fired + 4 < len(paragraph) * 3 + 40
+
+
 def test_titles_come_from_the_first_exchange_or_keep_the_first_sentence():
     from tandem.chat.titles import clean_title, placeholder_title
 

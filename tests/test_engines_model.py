@@ -127,3 +127,30 @@ def test_transformers_reference_engine_agrees_on_an_easy_fact(prepared_model):
     batch = asyncio.run(engine.complete_batch([(FRANCE, GREEDY), (FRANCE, GREEDY)]))
     assert [b.text for b in batch] == [batch[0].text] * 2
     assert "Paris" in batch[0].text
+
+
+def test_the_fp32_onnx_model_answers_as_the_fp32_reference_does(prepared_model):
+    """`tandem models prepare --fp32`: the same engine on fp32 weights reproduces the
+    transformers fp32 reference token for token (greedy), which int8 does not promise."""
+    from tandem.engines.onnx import OnnxEngine
+    from tandem.engines.transformers_engine import TransformersEngine
+    from tandem.registry.embedded import FP32_ONNX_DIR, build_fp32_onnx
+
+    fp32_dir = build_fp32_onnx(prepared_model.hf_dir, prepared_model.root / FP32_ONNX_DIR)
+    prompts = [
+        FRANCE,
+        [Message.text("user", "Write a short poem about the sea, in four lines.")],
+        [Message.text("user", "List three uses of a paperclip.")],
+    ]
+    params = SamplingParams(temperature=0, max_tokens=48, repetition_penalty=1.0)
+    items = [(messages, params) for messages in prompts]
+    onnx = OnnxEngine(fp32_dir, "fp32")
+    try:
+        ours = asyncio.run(onnx.complete_batch(items))
+    finally:
+        onnx.close()
+    # One at a time: a left-padded batch is not bit-identical to the unpadded sequence.
+    transformers = TransformersEngine(prepared_model.hf_dir, "ref")
+    reference = [asyncio.run(transformers.complete(m, p)) for m, p in items]
+    assert [c.text for c in ours] == [c.text for c in reference]
+    assert sum(c.usage.completion_tokens for c in ours) > 60  # long enough to diverge

@@ -181,3 +181,14 @@ def test_catalog_picks_up_versions_registered_after_it_was_built(tandem_home):
         "v3@transformers",
     ]
     assert "rm" not in catalog
+
+
+def test_a_version_with_an_fp32_onnx_model_is_served_under_its_own_id(tandem_home):
+    registry = tandem_home / "models"
+    fake_version_dir(registry, "v1")
+    (registry / "v1" / "onnx-fp32").mkdir()
+    catalog = build_catalog(Settings.from_env())
+    listed = {m.id: m for m in catalog.list()}
+    assert list(listed) == ["v1", "v1@onnx-fp32", "v1@transformers"]
+    assert listed["v1@onnx-fp32"].variant_of == "v1"
+    assert listed["v1@onnx-fp32"].backend == "onnx-fp32"

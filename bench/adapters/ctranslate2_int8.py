@@ -19,7 +19,7 @@ class CTranslate2Adapter(Adapter):
     key = "ctranslate2"
     label = "CTranslate2"
     weights = "int8 (converted from the fp32 checkpoint)"
-    concurrency_mode = "static batch of 8 (generate_batch, per-token callback)"
+    concurrency_mode = "static batch of 16 (generate_batch, per-token callback)"
 
     def load(self) -> None:
         import ctranslate2

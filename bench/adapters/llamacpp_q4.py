@@ -1,7 +1,7 @@
 """llama.cpp through llama-cpp-python on the original Q4_1 GGUF (no conversion at all).
 
 Concurrency: a `Llama` object is one context with one KV cache; llama-cpp-python's own server
-serialises requests on it behind a lock, so the 8 requests are served one after another in
+serialises requests on it behind a lock, so the 16 requests are served one after another in
 arrival order (each TTFT includes the requests ahead of it). They are served on the calling
 thread: llama.cpp measured ~35% slower when driven from pool threads (its OpenMP team is
 per calling thread), and a FIFO queue drained by one thread is the best such a server can do.

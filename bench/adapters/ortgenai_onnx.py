@@ -6,7 +6,7 @@ so the two rows differ only in the runtime loop around it.
 Concurrency: og's continuous-batching `og.Engine` needs a PagedAttention model, which the
 builder makes only for CUDA (fp16/bf16); on CPU it refuses the builder's CPU model ("Paged
 cache input must have rank four..."). So a CPU server on og runs one `og.Generator` per
-request, each in its own thread (og releases the GIL while it computes), and the 8
+request, each in its own thread (og releases the GIL while it computes), and the 16
 generators share 2 cores.
 """
 
@@ -26,7 +26,7 @@ class OrtGenaiAdapter(Adapter):
     def weights(self) -> str:
         return f"{self.artifacts.onnx_default_precision} (og builder, MatMulNBits)"
 
-    concurrency_mode = "8 threads, one og.Generator each (og.Engine needs CUDA PagedAttention)"
+    concurrency_mode = "16 threads, one og.Generator each (og.Engine needs CUDA PagedAttention)"
 
     def load(self) -> None:
         import onnxruntime_genai as og

@@ -1,6 +1,6 @@
 """tandem's default engine, `OnnxEngine`, measured through `Engine.stream` like the server uses it.
 
-Concurrency: the engine's own continuous batching; the 8 requests are 8 asyncio tasks that
+Concurrency: the engine's own continuous batching; the 16 requests are 16 asyncio tasks that
 stream at once, and every decode step runs all active requests as one batch.
 `Engine.stream` always stops at EOS (there is no ignore-EOS knob in `SamplingParams`), so the
 token counts come from each stream's `usage`; the throughput prompts ask for long answers.

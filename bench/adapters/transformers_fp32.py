@@ -14,7 +14,7 @@ class TransformersAdapter(Adapter):
     key = "transformers"
     label = "transformers (PyTorch)"
     weights = "fp32 (dequantized from Q4_1)"
-    concurrency_mode = "static batch of 8 (left-padded, one decode loop)"
+    concurrency_mode = "static batch of 16 (left-padded, one decode loop)"
 
     def load(self) -> None:
         import torch

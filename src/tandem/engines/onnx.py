@@ -48,6 +48,7 @@ BASE_CAPACITY = 1024
 # Shorter sequences prefill in a blink: not worth a copy into the prefix cache and back.
 MIN_CACHED_PREFIX = 64
 DEFAULT_PREFIX_CACHE_MB = 512
+NO_TOKENS = np.empty(0, dtype=np.int64)  # what a repetition penalty of 1.0 needs to see
 
 
 def last_position_logits(model_path: Path) -> bytes:
@@ -306,16 +307,22 @@ class OnnxEngine(Engine):
 
     def _forward(self, first_slot: int, n: int, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Run rows [first_slot, first_slot+n) with their KV buffers bound in place."""
-        binding = self.session.io_binding()
+        rows = (first_slot, n)
+        if self._bound_rows != rows:
+            # 120 buffer bindings: made once per batch shape, not every step (decode steps
+            # repeat the same rows until a request joins or leaves).
+            self._binding = self.session.io_binding()
+            for layer, (keys, values) in enumerate(self._cache):
+                for kind, buffer in (("key", keys), ("value", values)):
+                    view = buffer[first_slot : first_slot + n]
+                    args = ("cpu", 0, np.float32, list(view.shape), view.ctypes.data)
+                    self._binding.bind_input(f"past_key_values.{layer}.{kind}", *args)
+                    self._binding.bind_output(f"present.{layer}.{kind}", *args)
+            self._binding.bind_output("logits", "cpu")
+            self._bound_rows = rows
+        binding = self._binding
         binding.bind_cpu_input("input_ids", ids)
         binding.bind_cpu_input("attention_mask", mask)
-        for layer, (keys, values) in enumerate(self._cache):
-            for kind, buffer in (("key", keys), ("value", values)):
-                rows = buffer[first_slot : first_slot + n]
-                args = ("cpu", 0, np.float32, list(rows.shape), rows.ctypes.data)
-                binding.bind_input(f"past_key_values.{layer}.{kind}", *args)
-                binding.bind_output(f"present.{layer}.{kind}", *args)
-        binding.bind_output("logits", "cpu")
         self.session.run_with_iobinding(binding)
         # Only the logits are copied out; the cache outputs alias the slot buffers.
         return binding.get_outputs()[-1].numpy()
@@ -323,7 +330,8 @@ class OnnxEngine(Engine):
     def _accept(self, request: _Request, logits: np.ndarray) -> None:
         """Sample the next token for a request and stream its text; mark it done if finished."""
         params = request.params
-        token = sample_token(logits, params, request.rng, request.seen())
+        seen = request.seen() if params.repetition_penalty != 1.0 else NO_TOKENS
+        token = sample_token(logits, params, request.rng, seen)
         if token in self.eos_ids:
             request.next_token = -1
             self._finish(request, "stop")
@@ -401,6 +409,7 @@ class OnnxEngine(Engine):
             new_k[:keep_rows, :, :kept] = old_k[:keep_rows, :, :kept]
             new_v[:keep_rows, :, :kept] = old_v[:keep_rows, :, :kept]
         self._capacity = capacity
+        self._bound_rows: tuple[int, int] | None = None  # new buffers: bind again
 
     def _move_slot(self, request: _Request, slot: int) -> None:
         length = request.cached

