@@ -111,6 +111,21 @@ def test_cancelling_a_stream_frees_its_slot(onnx_engine):
     assert asyncio.run(cancel_early())
 
 
+def test_a_caller_whose_event_loop_closed_does_not_stop_the_engine(onnx_engine):
+    """A stream left open when its event loop closes (a client gone with its loop) must not
+    kill the scheduler thread: the next caller is still answered."""
+    params = SamplingParams(temperature=0, max_tokens=200, repetition_penalty=1.0)
+    loop = asyncio.new_event_loop()
+    stream = onnx_engine.stream(FRANCE, params)
+    loop.run_until_complete(stream.__anext__())
+    loop.close()  # the stream is never closed: the engine keeps generating into a dead loop
+
+    async def answer() -> object:
+        return await asyncio.wait_for(onnx_engine.complete(FRANCE, GREEDY), timeout=60)
+
+    assert "Paris" in asyncio.run(answer()).text
+
+
 def test_prompt_longer_than_the_context_is_a_clear_error(onnx_engine):
     huge = [Message.text("user", "word " * (onnx_engine.max_context + 10))]
     with pytest.raises(EngineError, match="context"):

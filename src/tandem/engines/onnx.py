@@ -185,12 +185,22 @@ class OnnxEngine(Engine):
         ensure_fits(len(ids), self.max_context)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
+
+        def emit(item: Chunk | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:
+                # The caller's event loop closed without closing this stream: nobody listens
+                # any more. Cancel quietly; raising here would kill the scheduler thread, and
+                # with it every other request.
+                request.cancelled = True
+
         request = _Request(
             prompt_ids=ids,
             rendered_prompt=prompt,
             params=params,
             seed=params.seed if params.seed is not None else secrets.randbelow(2**31),
-            emit=lambda item: loop.call_soon_threadsafe(queue.put_nowait, item),
+            emit=emit,
             decoder=IncrementalDecoder(self.tokenizer),
             stopper=StopMatcher(params.stop),
         )

@@ -78,7 +78,10 @@ class TransformersEngine(Engine):
         eos = self.tokenizer.eos_token_id
 
         def emit(item: Chunk | BaseException) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the caller's event loop is gone: stop generating for it
+                cancelled.set()
 
         class Streamer(StoppingCriteria):
             """Streams each new token and stops on cancel or a stop string."""
