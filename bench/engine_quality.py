@@ -893,18 +893,17 @@ def main(argv: list[str] | None = None) -> None:
         "formats": list(rows.values()),
     }
     default_quality = rows.get(DEFAULT_FORMAT, {}).get("quality")
+    figures = {}
     if default_quality:
-        report["default_format"] = DEFAULT_FORMAT
-        report["top1_agreement_with_fp32"] = default_quality["top1"]
-        report["kld_vs_fp32"] = default_quality["mean_kld"]
-    out = args.work_dir / "engine_quality.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    if default_quality and not args.quick:
         figures = {
             "top1_agreement_with_fp32": default_quality["top1"],
             "kld_vs_fp32": default_quality["mean_kld"],
             "quality_positions": default_quality["positions"],
         }
+        report |= {"default_format": DEFAULT_FORMAT, **figures}
+    out = args.work_dir / "engine_quality.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    if figures and not args.quick:
         record_figures(figures, "python -m bench.engine_quality " + " ".join(sys.argv[1:]))
     print(render_table(list(rows.values()), anchor))
     if llamacpp_quality:

@@ -44,9 +44,24 @@ POINTS = (
 )
 
 
+TANDEM = str(Path(sys.executable).with_name("tandem"))
+
+
 def tandem(env: dict[str, str], *args: str) -> str:
-    exe = str(Path(sys.executable).with_name("tandem"))
-    return subprocess.run([exe, *args], env=env, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [TANDEM, *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def run_figures(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """What the report keeps of one stored eval run's summary."""
+    return {
+        "run_id": run_id,
+        "prompts": summary["n"],
+        "accuracy_points": {k: round(100 * summary[k], 2) for k in POINTS},
+        "finish_reasons": summary.get("finish_reasons"),
+        "completion_tokens": summary["completion_tokens"],
+    }
 
 
 # Runs a command and reports its peak RSS (kB) on stderr's last line: ru_maxrss of one's
@@ -64,10 +79,9 @@ def eval_run(env: dict[str, str], model: str, limit: int | None, *extra: str) ->
     args = ["eval", "run", "ifeval", "--model", model, *extra]
     if limit:
         args += ["--limit", str(limit)]
-    exe = str(Path(sys.executable).with_name("tandem"))
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS_PARENT, exe, *args],
+        [sys.executable, "-c", PEAK_RSS_PARENT, TANDEM, *args],
         env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
     wall = time.perf_counter() - start
@@ -76,11 +90,7 @@ def eval_run(env: dict[str, str], model: str, limit: int | None, *extra: str) ->
     print(f"{' '.join(args)}: {wall:.0f} s", flush=True)
     return {
         "command": "tandem " + " ".join(args),
-        "run_id": summary["run_id"],
-        "prompts": summary["n"],
-        "accuracy_points": {k: round(100 * summary[k], 2) for k in POINTS},
-        "finish_reasons": summary.get("finish_reasons"),
-        "completion_tokens": summary["completion_tokens"],
+        **run_figures(summary["run_id"], summary),
         "wall_seconds": round(wall, 1),
         "tokens_per_second": round(summary["completion_tokens"] / wall, 1),
         "peak_rss_mb": round(peak_kb / 1024, 1),
@@ -93,14 +103,9 @@ def stored_run(env: dict[str, str], run_id: str, model: str, stop_loops: bool) -
     run = json.loads(tandem(env, "eval", "show", run_id))
     if run["model_version"] != model or run["sampling"]["stop_loops"] is not stop_loops:
         raise SystemExit(f"run {run_id} is not {model} with stop_loops={stop_loops}")
-    summary = run["summary"]
     return {
         "command": f"(stored run {run_id}, {run['started_at'][:10]})",
-        "run_id": run_id,
-        "prompts": summary["n"],
-        "accuracy_points": {k: round(100 * summary[k], 2) for k in POINTS},
-        "finish_reasons": summary.get("finish_reasons"),
-        "completion_tokens": summary["completion_tokens"],
+        **run_figures(run_id, run["summary"]),
         "generation_seconds": round(run["wall_seconds"], 1),
     }
 

@@ -52,13 +52,15 @@ def cut_point(text: str) -> int | None:
     return None
 
 
+def configure(values: dict[str, int]) -> None:
+    for name, value in values.items():
+        setattr(loops, name, value)
+    loops.WINDOW = loops.tail_needed()
+
+
 def replay(task: Any, examples: list, answers: list[str], setting: dict[str, int]) -> dict:
     saved = {k: getattr(loops, k) for k in TUNABLE}
-    for name, value in setting.items():
-        setattr(loops, name, value)
-    loops.WINDOW = max(
-        loops.MAX_UNIT * loops.LONG_REPEATS, loops.MAX_SHORT_UNIT * loops.MIN_REPEATS
-    )
+    configure(setting)
     try:
         changed, cut, chars_saved, flips = 0, 0, 0, []
         for example, answer in zip(examples, answers, strict=True):
@@ -78,11 +80,7 @@ def replay(task: Any, examples: list, answers: list[str], setting: dict[str, int
             "changed_ids": flips,
         }
     finally:
-        for name, value in saved.items():
-            setattr(loops, name, value)
-        loops.WINDOW = max(
-            loops.MAX_UNIT * loops.LONG_REPEATS, loops.MAX_SHORT_UNIT * loops.MIN_REPEATS
-        )
+        configure(saved)
 
 
 def main() -> None:

@@ -35,8 +35,15 @@ MAX_UNIT = 1500
 MIN_REPEATS = 8
 LONG_REPEATS = 3
 MIN_SPAN = 160
-# Enough tail to see LONG_REPEATS copies of the longest unit (and MIN_REPEATS of short ones).
-WINDOW = max(MAX_UNIT * LONG_REPEATS, MAX_SHORT_UNIT * MIN_REPEATS)
+
+
+def tail_needed() -> int:
+    """Enough tail to see LONG_REPEATS copies of the longest unit (and MIN_REPEATS of short
+    ones); recomputed by whoever changes the constants (bench.loop_detector)."""
+    return max(MAX_UNIT * LONG_REPEATS, MAX_SHORT_UNIT * MIN_REPEATS)
+
+
+WINDOW = tail_needed()
 # Candidate periods are where the last PROBE characters occurred before: a loop's period is
 # the distance to one of them, so only those few are checked (not every length up to 1,500).
 PROBE = 16

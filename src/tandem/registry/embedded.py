@@ -137,21 +137,26 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def build_onnx(hf_dir: Path, out_dir: Path, cache_dir: Path) -> None:
-    """The default engine's ONNX model (MatMulNBits, int8 weights), via the genai builder, its
-    weights then fitted to the GGUF's grid.
-
-    Run in a subprocess: the builder imports torch and transformers and keeps large buffers we
-    do not want in the server process.
-    """
-    # Asymmetric (uint8 codes + zero point per block of 32): the encoding Q4_1 blocks fit into
-    # (`tandem.registry.onnx_weights`, which then puts back the GGUF's own weights).
+def _run_builder(
+    hf_dir: Path, out_dir: Path, cache_dir: Path, precision: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """onnxruntime-genai's model builder for the CPU, in a subprocess: it imports torch and
+    transformers and keeps large buffers we do not want in the server process."""
     cmd = [
         sys.executable, "-m", "onnxruntime_genai.models.builder",
-        "-i", str(hf_dir), "-o", str(out_dir), "-c", str(cache_dir),
-        "-p", ONNX_PRECISION, "-e", "cpu", "--extra_options", "is_symmetric=false",
+        "-i", str(hf_dir), "-o", str(out_dir), "-c", str(cache_dir), "-p", precision, "-e", "cpu",
     ]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    if options:
+        cmd += ["--extra_options", *options]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def build_onnx(hf_dir: Path, out_dir: Path, cache_dir: Path) -> None:
+    """The default engine's ONNX model (MatMulNBits, int8 weights), via the genai builder, its
+    weights then fitted to the GGUF's grid."""
+    # Asymmetric (uint8 codes + zero point per block of 32): the encoding Q4_1 blocks fit into
+    # (`tandem.registry.onnx_weights`, which then puts back the GGUF's own weights).
+    result = _run_builder(hf_dir, out_dir, cache_dir, ONNX_PRECISION, "is_symmetric=false")
     if result.returncode != 0 or not (out_dir / "model.onnx").exists():
         raise PreparationError(f"ONNX conversion failed:\n{result.stderr[-3000:]}")
     fit = [sys.executable, "-m", "tandem.registry.onnx_weights", str(out_dir), str(hf_dir)]
@@ -168,11 +173,7 @@ def build_fp32_onnx(hf_dir: Path, out_dir: Path) -> Path:
     staging = out_dir.with_name(out_dir.name + ".partial")
     cache = out_dir.with_name(out_dir.name + ".build-cache")
     shutil.rmtree(staging, ignore_errors=True)
-    cmd = [
-        sys.executable, "-m", "onnxruntime_genai.models.builder",
-        "-i", str(hf_dir), "-o", str(staging), "-c", str(cache), "-p", "fp32", "-e", "cpu",
-    ]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = _run_builder(hf_dir, staging, cache, "fp32")
     shutil.rmtree(cache, ignore_errors=True)
     if result.returncode != 0 or not (staging / "genai_config.json").exists():
         shutil.rmtree(staging, ignore_errors=True)
