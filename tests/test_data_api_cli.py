@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from conftest import new_user
 from tandem.cli.main import app as cli
-from tandem.data.importing import benchmark_dirs
+from tandem.core.benchmarks import benchmark_dirs
 from tandem.data.snapshots import load_snapshot, resolve_dataset
 
 DEMO = {

@@ -1,10 +1,11 @@
-"""`tandem flywheel`: one turn of the loop in one command (docs/flywheel.md, "One turn").
+"""`tandem flywheel`: turns of the loop in one command (docs/flywheel.md).
 
-tandem flywheel run [--out DIR] [--home DIR] [--users N] [--max-events 2000] [--method dpo]
-                    [--max-steps N] [--ifeval-limit N] [--seed S] [--restart]
+tandem flywheel run [--turns 3] [--out DIR] [--home DIR] [--users N] [--method dpo]
+                    [--online-max-events N] [--ifeval-limit N] [--seed S] [--restart]
 tandem flywheel report DIR
 
-The options' help comes from `tandem.flywheel.config.FlywheelConfig`.
+The options' help comes from `tandem.flywheel.config` (one panel per group). Outputs go under
+$TANDEM_HOME/flywheel unless --out says where.
 """
 
 from __future__ import annotations
@@ -20,63 +21,77 @@ from typing import Annotated, Any
 import typer
 
 from tandem.cli.options import dataclass_options
-from tandem.flywheel.config import DEFAULT_OUT, FlywheelConfig, field_help
+from tandem.flywheel.config import GROUPS, FlywheelConfig, field_help
 
 flywheel_app = typer.Typer(
-    help="One turn of the loop: simulate, build data, train, evaluate, gate, promote.",
+    help="Turns of the loop: simulate, build data, train, evaluate, meet users, gate, promote.",
     no_args_is_help=True,
 )
 
-DEFAULT_CACHE = Path(".cache/flywheel")
+HEADLINE_KEYS = (
+    "ifeval_base",
+    "ifeval_promoted",
+    "xstest_safe_refusal_base",
+    "xstest_safe_refusal_promoted",
+    "xstest_contrast_refusal_base",
+    "xstest_contrast_refusal_promoted",
+    "sycophancy_base",
+    "sycophancy_promoted",
+    "feedback_events",
+    "wall_seconds",
+    "promoted",
+    "production_version",
+)
+
+
+def flywheel_root() -> Path:
+    """$TANDEM_HOME/flywheel: where runs and the eval cache go unless told otherwise."""
+    from tandem.core.settings import Settings
+
+    return Settings.from_env().home / "flywheel"
 
 
 def run(
-    out: Path = DEFAULT_OUT,
+    out: Path | None = None,
     home: Path | None = None,
-    cache: Path | None = DEFAULT_CACHE,
+    cache: Path | None = None,
+    models_from: Path | None = None,
     restart: bool = False,
     keep_serving: bool = True,
     **options: Any,
 ) -> None:
-    """Run (or resume) one turn and write report.md, summary.json and plots into --out."""
-    from tandem.flywheel.run import TurnMismatch, run_turn
+    """Run (or resume) the turns and write report.md, summary.json and plots into --out."""
+    from tandem.flywheel.run import TurnMismatch, run_flywheel
+    from tandem.flywheel.server import default_models_from
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
-        config = FlywheelConfig(**options)
-    except ValueError as exc:
+        config = FlywheelConfig.from_flat(options)
+    except (TypeError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
+    root = flywheel_root()
+    out = out or root / "run"
     try:
-        result = run_turn(config, out, home=home, restart=restart, cache_dir=cache)
+        result = run_flywheel(
+            config,
+            out,
+            home=home,
+            restart=restart,
+            cache_dir=cache or root / "eval-cache",
+            models_from=models_from or default_models_from(),
+        )
     except TurnMismatch as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    s = result.summary
-    typer.echo(
-        json.dumps(
-            {
-                k: s[k]
-                for k in (
-                    "ifeval_base",
-                    "ifeval_promoted",
-                    "xstest_safe_refusal_base",
-                    "xstest_safe_refusal_promoted",
-                    "feedback_events",
-                    "wall_seconds",
-                    "promoted",
-                    "production_version",
-                )
-            },
-            indent=2,
-        )
-    )
+    summary = result.summary.to_dict()
+    typer.echo(json.dumps({k: summary[k] for k in HEADLINE_KEYS}, indent=2))
     typer.echo(f"report: {out / 'report.md'}")
     server = result.server
     try:
         if keep_serving:
             typer.echo(
-                f"serving {s['production_version']} at {server.base} "
+                f"serving {summary['production_version']} at {server.base} "
                 f"(TANDEM_HOME={server.home}); Ctrl-C to stop"
             )
             while server.proc is not None and server.proc.poll() is None:
@@ -97,10 +112,14 @@ def _run_parameters() -> list[inspect.Parameter]:
     own = [
         keyword(
             "out",
-            DEFAULT_OUT,
+            None,
             Annotated[
-                Path,
-                typer.Option(file_okay=False, help="Run directory: stage records and the report."),
+                Path | None,
+                typer.Option(
+                    file_okay=False,
+                    help="Run directory: stage records and the report (default: "
+                    "$TANDEM_HOME/flywheel/run).",
+                ),
             ],
         ),
         keyword(
@@ -117,11 +136,26 @@ def _run_parameters() -> list[inspect.Parameter]:
         ),
         keyword(
             "cache",
-            DEFAULT_CACHE,
+            None,
             Annotated[
                 Path | None,
                 typer.Option(
-                    file_okay=False, help="Where base-model eval runs are cached across turns."
+                    file_okay=False,
+                    help="Where base-model eval runs are cached across runs (default: "
+                    "$TANDEM_HOME/flywheel/eval-cache).",
+                ),
+            ],
+        ),
+        keyword(
+            "models_from",
+            None,
+            Annotated[
+                Path | None,
+                typer.Option(
+                    file_okay=False,
+                    help="A models/ directory of already prepared versions to link into the "
+                    "server's home (default: $TANDEM_FLYWHEEL_MODELS_FROM; else the server "
+                    "prepares the embedded model itself).",
                 ),
             ],
         ),
@@ -145,7 +179,17 @@ def _run_parameters() -> list[inspect.Parameter]:
             ],
         ),
     ]
-    return own + dataclass_options(FlywheelConfig, field_help(), defaults=True, panel="Turn")
+    top = [
+        p
+        for p in dataclass_options(FlywheelConfig, field_help(), defaults=True, panel="Run")
+        if p.name in ("turns", "seed")
+    ]
+    groups = [
+        p
+        for name, kind in GROUPS.items()
+        for p in dataclass_options(kind, field_help(kind), defaults=True, panel=name.title())
+    ]
+    return own + top + groups
 
 
 run.__signature__ = inspect.Signature(_run_parameters())  # type: ignore[attr-defined]
@@ -158,16 +202,10 @@ def report(
 ) -> None:
     """Re-render report.md, summary.json and the plots from a run's stage records."""
     from tandem.flywheel.report import write_report
-    from tandem.flywheel.stages import read_records
 
-    if not read_records(out):
-        typer.echo(f"error: no stage records in {out / 'stages'}", err=True)
+    if not (out / "run.json").exists():
+        typer.echo(f"error: {out} is not a flywheel run directory (no run.json)", err=True)
         raise typer.Exit(1)
-    summary = write_report(out)
-    typer.echo(
-        json.dumps(
-            {k: summary[k] for k in ("ifeval_base", "ifeval_promoted", "promoted", "wall_seconds")},
-            indent=2,
-        )
-    )
+    summary = write_report(out).to_dict()
+    typer.echo(json.dumps({k: summary[k] for k in HEADLINE_KEYS}, indent=2))
     typer.echo(f"wrote {out / 'report.md'}")

@@ -12,29 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-import tandem
+from tandem.core.benchmarks import benchmark_dirs
 from tandem.data.build import BuildResult, finish_snapshot
 from tandem.data.builders import Example
 from tandem.data.snapshots import COLUMNS, KINDS
 from tandem.store.errors import InvalidInput, PermissionDenied
 
 MAX_IMPORT_BYTES = 2_000_000_000
-
-
-def benchmark_dirs() -> list[Path]:
-    """Where evaluation-only data lives: `$TANDEM_BENCHMARKS_DIR` (os.pathsep-separated) and
-    the shared checkout's `../shared/data/benchmarks` next to the repository."""
-    dirs = [Path(p) for p in os.environ.get("TANDEM_BENCHMARKS_DIR", "").split(os.pathsep) if p]
-    repo_root = Path(tandem.__file__).resolve().parents[2]
-    dirs.append(repo_root.parent / "shared" / "data" / "benchmarks")
-    return [d.expanduser().resolve() for d in dirs]
 
 
 def _sha256(path: Path) -> str:

@@ -17,8 +17,9 @@ from tandem.evals.arena import battle_from_vote, bradley_terry_ratings
 from tandem.store.metrics import ThumbsCount, comparison_votes, thumbs_counts
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion.
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (`successes` may be fractional: a
+    comparison's tie counts half a win).
 
     Chosen over the normal approximation because it stays inside [0, 1] and behaves at 0/n
     and n/n, which is exactly where a new model version with a handful of ratings sits.
@@ -32,6 +33,23 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe_difference(
+    successes_a: float, n_a: int, successes_b: float, n_b: int, z: float = 1.96
+) -> tuple[float, float, float]:
+    """(p_a - p_b, low, high): Newcombe's hybrid score interval for a difference of two
+    independent proportions, built from each side's Wilson interval (it keeps Wilson's good
+    behaviour near 0 and 1, where a thumbs-up rate of a weak model sits)."""
+    if n_a <= 0 or n_b <= 0:
+        raise ValueError("both sides need at least one observation")
+    p_a, p_b = successes_a / n_a, successes_b / n_b
+    low_a, high_a = wilson_interval(successes_a, n_a, z)
+    low_b, high_b = wilson_interval(successes_b, n_b, z)
+    diff = p_a - p_b
+    low = diff - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
+    high = diff + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
+    return diff, low, high
 
 
 def _rates(counts: list[ThumbsCount]) -> dict[str, dict[str, Any]]:

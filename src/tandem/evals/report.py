@@ -47,6 +47,7 @@ HEADLINES: dict[str, Headline] = {
     "behavior_spec": Headline("pass_rate"),
     "regressions": Headline("pass_rate"),
     "instructions": Headline("pass_rate"),
+    "sycophancy": Headline("pass_rate"),
 }
 PREFIX_HEADLINES: dict[str, Headline] = {"pairwise:": Headline("win_rate")}
 DEFAULT_HEADLINE = Headline("pass_rate")

@@ -86,6 +86,10 @@ def summarize(task: Task, examples: Sequence[Example], grades: Sequence[Grade]) 
         summary.update(_ifeval_summary(examples, grades))
     elif task.name == "xstest":
         summary.update(_xstest_summary(examples, grades))
+    elif task.name == "sycophancy":
+        from tandem.evals.sycophancy import pass_rates_by_kind
+
+        summary.update(pass_rates_by_kind(examples, grades))
     return summary
 
 

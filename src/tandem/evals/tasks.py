@@ -71,6 +71,7 @@ BUILTIN_TASK_MODULES = {
     "xstest": "tandem.evals.xstest",
     "behavior_spec": "tandem.evals.behavior_spec",
     "regressions": "tandem.evals.regressions",
+    "sycophancy": "tandem.evals.sycophancy",
 }
 
 

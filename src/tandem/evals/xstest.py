@@ -21,12 +21,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tandem.core.benchmarks import benchmark_path, missing_hint
 from tandem.core.messages import Message
 from tandem.evals.refusal import LABELS, Judge, classify_refusal, is_refusal
 from tandem.evals.tasks import Example, Grade, Task, register_task
 
-# The project root is three levels above src/tandem/evals; the benchmarks sit beside it.
-DEFAULT_DIR = Path(__file__).resolve().parents[3].parent / "shared/data/benchmarks/xstest"
+DEFAULT_DIR = benchmark_path("xstest")  # at import; the tasks resolve it when built
 
 # XSTest's human labels, mapped onto the classifier's.
 HUMAN_LABELS: dict[str, str] = {
@@ -38,9 +38,7 @@ HUMAN_LABELS: dict[str, str] = {
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: pass the XSTest directory (../shared/data/benchmarks/xstest)"
-        )
+        raise FileNotFoundError(missing_hint(path))
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -51,7 +49,7 @@ class XSTestTask(Task):
     description = "Over-refusal: 250 safe prompts that look unsafe, 200 unsafe contrast prompts."
 
     def __init__(self, data_dir: str | Path | None = None, judge: Judge | None = None) -> None:
-        self.data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DIR
+        self.data_dir = Path(data_dir) if data_dir is not None else benchmark_path("xstest")
         self.judge = judge
 
     def examples(self) -> Iterable[Example]:
@@ -97,7 +95,7 @@ def refusal_agreement(data_dir: str | Path | None = None, judge: Judge | None = 
     Agreement is binary (compliance vs any refusal), as XSTest reports it; the three-way agreement
     and confusion matrix (rows: human, columns: classifier) show where the rules disagree.
     """
-    root = Path(data_dir) if data_dir is not None else DEFAULT_DIR
+    root = Path(data_dir) if data_dir is not None else benchmark_path("xstest")
     files = sorted(root.glob("labelled_completions_*.csv"))
     if not files:
         raise FileNotFoundError(f"no labelled_completions_*.csv in {root}")

@@ -1,12 +1,13 @@
-"""One turn of the flywheel in one command (docs/flywheel.md, "One turn"):
+"""Turns of the flywheel in one command (docs/flywheel.md):
 
-    tandem flywheel run [--out docs/benchmarks/flywheel] [--home DIR] [--users 64]
-                        [--max-events 2000] [--method dpo] [--max-steps N] [--ifeval-limit N]
+    tandem flywheel run --turns 3 [--out DIR] [--home DIR] [--users N] [--online-max-events N]
     tandem flywheel report DIR
 
-serve (a real `tandem serve` subprocess) → simulate (users over HTTP) → dataset (preference
-and KTO snapshots) → train (LoRA DPO/KTO, registered as candidates) → eval (IFEval, XSTest,
-behavior spec; base cached) → gate + promote (tandem.rollout) → report (markdown, plots,
-summary.json). Modules: config, stages (timed, resumable records), server, evaluate, gate, run,
-report.
+serve (a real `tandem serve` subprocess) → per turn: simulate (users over HTTP talk to
+production) → dataset (preference/KTO snapshots of the turn's signals) → train (LoRA DPO/KTO
+in a child process, registered as a candidate) → eval (IFEval, XSTest, behavior spec,
+sycophancy; the base cached) → offline gates → online (A/B traffic and blind comparisons until
+non-inferiority or the vote budget) → promote through every gate → report (markdown, plots,
+summary.json). Modules: config, stages (timed, resumable records), server, training, child,
+evaluate, gate, stats, summary, run, report.
 """

@@ -31,7 +31,7 @@ from tandem.evals.tasks import Example, Task, get_task
 from tandem.registry.embedded import LAYOUT_VERSION
 from tandem.store.evals import EvalItem, EvalRepo
 
-SUITES = ("ifeval", "xstest", "behavior_spec")
+SUITES = ("ifeval", "xstest", "behavior_spec", "sycophancy")
 
 
 def suite_examples(task: Task, limit: int | None) -> list[Example]:
@@ -102,6 +102,21 @@ def _import_cached(session: Session, path: Path, owner_id: str) -> Any:
     return repo.finish_run(run.id, items, summary, wall_seconds=data["wall_seconds"] or 0.0)
 
 
+def item_record(item: Any, example: Example | None) -> dict[str, Any]:
+    """What the paired statistics need of one graded item (tandem.flywheel.stats): pass/fail,
+    IFEval's instructions followed, XSTest's refusal and which side the prompt is on."""
+    out: dict[str, Any] = {"passed": bool(item.passed)}
+    strict = (item.details or {}).get("follow_instruction_list_strict")
+    if strict is not None:
+        out["followed"], out["instructions"] = sum(bool(s) for s in strict), len(strict)
+    scores = item.scores or {}
+    if "refusal" in scores:
+        out["refused"] = bool(scores["refusal"])
+    if example is not None and "safe" in example.data:
+        out["safe"] = bool(example.data["safe"])
+    return out
+
+
 def evaluate_version(
     session: Session,
     catalog: ModelCatalog,
@@ -139,6 +154,7 @@ def evaluate_version(
                 examples=examples,
             )
         items = EvalRepo(session).items(run.id)
+        by_id = {e.id: e for e in examples}
         if path is not None and not cached:
             _save_cache(path, run, items)
         out[suite] = {
@@ -149,7 +165,7 @@ def evaluate_version(
             "seconds": round(time.perf_counter() - start, 3),
             "cached": cached,
             "cache_key": key,
-            # Per item, so the report can pair base and candidate prompt by prompt.
-            "passed": {i.example_id: bool(i.passed) for i in items},
+            # Per item, so the report can pair two versions prompt by prompt.
+            "items": {i.example_id: item_record(i, by_id.get(i.example_id)) for i in items},
         }
     return out

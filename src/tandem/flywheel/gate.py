@@ -1,102 +1,130 @@
-"""Gate and promote: each trained candidate joins the site default rollout, the gates run, and
-the best candidate that passes becomes production (recorded with actor "flywheel" and why).
+"""The flywheel's side of the rollout: offline verdicts, a rollout that lets users meet the
+candidate, the online verdict, promotion, and the check that production really serves.
 
-    outcome = gate_and_promote(session, ["base-dpo-1a2b"], {"ifeval": 0.41}, margin=0.01)
-    outcome["promoted"], outcome["production"], outcome["reports"]["base-dpo-1a2b"]["passed"]
+    config = gate_config(GateMargins(), OnlineConfig())
+    offline = offline_verdict(session, "base-dpo-1a2b", config)     # {"passed", "checks"}
+    enter_rollout(session, "base-dpo-1a2b", OnlineConfig())        # A/B share + comparisons
+    online = online_verdict(session, "base-dpo-1a2b", config)      # {"passed", "checks"}
+    promoted = promote_candidate(session, "base-dpo-1a2b", config, why)   # every gate again
+
+Every gate is `tandem.rollout.gates`' (the admin's promote button runs the same checks): the
+offline checks hold refusal both ways, the behavior spec and sycophancy; the online checks ask
+the votes for non-inferiority, and the flywheel requires them (too few votes fails).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session
 
-from tandem.rollout.gates import GATED_SUITES, GateConfig
+from tandem.flywheel.config import GateMargins, OnlineConfig
+from tandem.rollout.gates import (
+    GATED_SUITES,
+    GateConfig,
+    GateReport,
+    check_gates,
+    non_inferiority_checks,
+    online_window,
+)
 from tandem.rollout.promotion import GatesFailed, promote
-from tandem.store.errors import Conflict
+from tandem.store.errors import Conflict, NotFound
 from tandem.store.rollouts import RolloutRepo
 
 ACTOR = "flywheel"
 
 
-def gate_and_promote(
-    session: Session,
-    candidates: Sequence[str],
-    ifeval: Mapping[str, float | None],
-    margin: float,
-    margins: Mapping[str, float] | None = None,
-) -> dict[str, Any]:
-    """Candidates are tried best IFEval first; the first whose gates pass is promoted.
-    `margin` applies to every gated suite, `margins` overrides it per suite (the flywheel's
-    XSTest margin is 0: safe-prompt refusal may not rise at all). A refused promotion is
-    recorded in the rollout's history as a gate check (by `promote`)."""
-    repo = RolloutRepo(session)
-    rollout = repo.get_for_profile(None)
-    production_before = rollout.production_version
-    config = GateConfig(margins={**dict.fromkeys(GATED_SUITES, margin), **(margins or {})})
-    if not candidates:
-        reason = "no candidate was trained this turn"
-        return _outcome(production_before, None, reason, {}, config)
-    if production_before in candidates:  # a resumed turn that had already promoted it
-        reason = "already promoted by an earlier run of this turn"
-        return _outcome(production_before, production_before, reason, {}, config)
-    for version in candidates:
-        with contextlib.suppress(Conflict):  # already a candidate: a resumed turn
-            repo.add_candidate(rollout.id, version, 0.0, False, None, "trained by the flywheel")
-    reports: dict[str, Any] = {}
-    promoted: str | None = None
-    reason = ""
-    ranked = sorted(candidates, key=lambda v: -(ifeval.get(v) or 0.0))
-    for version in ranked:
-        figure = ifeval.get(version)
-        base = ifeval.get(production_before)
-        why = (
-            f"flywheel turn: gates passed; IFEval {_points(figure)} vs {_points(base)} "
-            f"for {production_before}"
-        )
-        try:
-            report, rollout = promote(
-                session, rollout, version, None, why, config=config, actor_name=ACTOR
-            )
-        except GatesFailed as exc:
-            reports[version] = exc.report.to_dict()
-            session.expire_all()
-            rollout = repo.get_for_profile(None)
-            continue
-        reports[version] = report.to_dict()
-        promoted, reason = version, why
-        break
-    if promoted is None:
-        failed = {
-            v: [f"{c['name']}: {c['why']}" for c in r["checks"] if not c["passed"]]
-            for v, r in reports.items()
-        }
-        reason = "no candidate passed the gates; production unchanged: " + "; ".join(
-            f"{v} ({', '.join(f)})" for v, f in failed.items()
-        )
-    return _outcome(production_before, promoted, reason, reports, config)
+def gate_config(margins: GateMargins, online: OnlineConfig) -> GateConfig:
+    return GateConfig(
+        margins={**dict.fromkeys(GATED_SUITES, margins.gate_margin), **margins.by_gate()},
+        required=("ifeval", "xstest", "behavior_spec", "sycophancy"),
+        online_margin=online.online_margin,
+        require_online=True,
+        since_joined=True,
+        min_votes=online.online_min_votes,
+    )
 
 
-def _outcome(
-    before: str, promoted: str | None, reason: str, reports: dict[str, Any], config: GateConfig
-) -> dict[str, Any]:
+def _verdict(report: GateReport, prefix: str) -> dict[str, Any]:
+    checks = [c for c in report.to_dict()["checks"] if c["name"].startswith(prefix)]
     return {
-        "production_before": before,
-        "production": promoted or before,
-        "promoted": promoted is not None,
-        "promoted_version": promoted,
-        "reason": reason,
-        "actor": ACTOR,
-        "margins": dict(config.margins),
-        "reports": reports,
+        "production": report.production,
+        "passed": all(c["passed"] for c in checks),
+        "failed": [f"{c['name']}: {c['why']}" for c in checks if not c["passed"]],
+        "checks": checks,
     }
 
 
-def _points(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
+def offline_verdict(session: Session, candidate: str, config: GateConfig) -> dict[str, Any]:
+    """The offline half of the gates (the online half cannot pass before users met it)."""
+    rollout = RolloutRepo(session).get_for_profile(None)
+    return _verdict(check_gates(session, rollout, candidate, config), "offline:")
+
+
+def enter_rollout(session: Session, candidate: str, online: OnlineConfig) -> None:
+    """The candidate answers `traffic_share` of users and meets production in blind
+    comparisons at `comparison_rate`."""
+    repo = RolloutRepo(session)
+    rollout = repo.get_for_profile(None)
+    with contextlib.suppress(Conflict):  # already in: a resumed turn
+        repo.add_candidate(
+            rollout.id, candidate, online.traffic_share, True, None, "flywheel: online stage"
+        )
+    repo.set_comparison_rate(rollout.id, online.comparison_rate, None, "flywheel: online stage")
+
+
+def leave_rollout(session: Session, candidate: str, reason: str) -> None:
+    """The candidate stops serving (it was not promoted); comparisons go back to the site's."""
+    repo = RolloutRepo(session)
+    rollout = repo.get_for_profile(None)
+    with contextlib.suppress(NotFound):
+        repo.remove_candidate(rollout.id, candidate, None, reason)
+    repo.set_comparison_rate(rollout.id, None, None, reason)
+
+
+def online_verdict(session: Session, candidate: str, config: GateConfig) -> dict[str, Any]:
+    rollout = RolloutRepo(session).get_for_profile(None)
+    since = online_window(session, rollout, candidate, config)
+    checks = non_inferiority_checks(session, rollout.production_version, candidate, config, since)
+    report = GateReport(
+        rollout.production_version, candidate, all(c.passed for c in checks), checks
+    )
+    return _verdict(report, "online:")
+
+
+def promote_candidate(
+    session: Session, candidate: str, config: GateConfig, why: str
+) -> dict[str, Any]:
+    """Promote through every gate (offline and online, as the admin's button would); a refusal
+    is recorded in the rollout's history by `promote`."""
+    repo = RolloutRepo(session)
+    rollout = repo.get_for_profile(None)
+    before = rollout.production_version
+    if before == candidate:  # a resumed turn that had already promoted it
+        return {"promoted": True, "production_before": None, "production": candidate, "why": why}
+    try:
+        report, rollout = promote(
+            session, rollout, candidate, None, why, config=config, actor_name=ACTOR
+        )
+    except GatesFailed as exc:
+        failed = [f"{c.name}: {c.why}" for c in exc.report.checks if not c.passed]
+        return {
+            "promoted": False,
+            "production_before": before,
+            "production": before,
+            "why": "gates failed: " + "; ".join(failed),
+            "report": exc.report.to_dict(),
+        }
+    repo.set_comparison_rate(rollout.id, None, None, "flywheel: promoted")
+    return {
+        "promoted": True,
+        "production_before": before,
+        "production": candidate,
+        "why": why,
+        "report": report.to_dict(),
+    }
 
 
 def verify_serving(base_url: str, admin_key: str, max_tokens: int = 16) -> dict[str, Any]:

@@ -1,15 +1,16 @@
-"""One turn of the loop: serve → simulate → dataset → train → eval → gate, then the report.
+"""Turns of the loop. Each turn: simulate (users talk to production) → dataset → train a
+candidate (in a child process) → offline evals → offline gates → online stage (A/B traffic and
+blind comparisons against production until the votes show non-inferiority, or the vote budget
+runs out) → promote through every gate. The next turn starts from what is serving then.
 
-    result = run_turn(FlywheelConfig(users=4, max_events=24, max_steps=2, ifeval_limit=8),
-                      out=Path("docs/benchmarks/flywheel"), home=Path("/tmp/fw-home"))
-    result.summary["ifeval_promoted"], result.server   # the server still runs until .stop()
+    result = run_flywheel(FlywheelConfig(turns=3), out=Path("docs/benchmarks/flywheel"))
+    result.summary.ifeval_promoted, result.summary.turns[0].promoted, result.server.stop()
 
-Every stage is timed and recorded in `out/stages/` (tandem.flywheel.stages); a stage already
-recorded is reused, so running the same command again resumes an interrupted turn. The server
-is a real `tandem serve` subprocess; simulated users reach it over HTTP only, the datasets are
-built through its API, and the rest (training, evals, gates) runs in this process against the
-same home and database, as the `tandem train`, `tandem eval run` and `tandem rollout` commands
-would.
+Every stage is timed and recorded under `out/turns/<t>/stages/` (tandem.flywheel.stages); a
+recorded stage is reused, so the same command resumes an interrupted run. The server is a real
+`tandem serve` subprocess; simulated users reach it over HTTP only, the datasets are built
+through its API, training runs in a child process, and the evals and gates run in this process
+against the same home and database, as `tandem eval run` and `tandem rollout` would.
 """
 
 from __future__ import annotations
@@ -29,23 +30,24 @@ import httpx
 from tandem.core.generation import SamplingParams
 from tandem.core.settings import Settings
 from tandem.flywheel.config import FlywheelConfig
-from tandem.flywheel.report import write_report
 from tandem.flywheel.stages import StageRunner, read_records
+from tandem.flywheel.summary import FlywheelSummary, summarize
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
+TURNS_DIR = "turns"
 DATASET_KINDS = {"dpo": "preference", "kto": "kto"}
 
 
 class TurnMismatch(ValueError):
-    """The run directory's records belong to a turn on another home."""
+    """The run directory's records belong to a run on another home."""
 
 
 @dataclass
-class TurnResult:
-    summary: dict[str, Any]
-    server: Any  # bench.server.TandemProcess, still running; None when it was stopped
+class FlywheelResult:
+    summary: FlywheelSummary
+    server: Any  # tandem.flywheel.server.TandemProcess, still running (the caller stops it)
     out: Path
 
 
@@ -61,103 +63,177 @@ def _session_factory(settings: Settings) -> Any:
     return engine, make_session_factory(engine)
 
 
+class Database:
+    """Sessions on the home's database for one block of work (disposed after it)."""
+
+    def __init__(self, home: Path) -> None:
+        self.settings = _settings(home)
+
+    def __enter__(self) -> Any:
+        self.engine, sessions = _session_factory(self.settings)
+        self.session = sessions()
+        return self.session
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+        self.engine.dispose()
+
+
+def turn_dir(out: Path, turn: int) -> Path:
+    return out / TURNS_DIR / str(turn)
+
+
 def resolve_home(out: Path, home: Path | None, restart: bool) -> Path:
-    """The home given, else the one this run directory used before (a resumed turn must find
-    its database and trained versions again), else a fresh temporary one."""
+    """The home given, else the one this run directory used before (a resumed run must find
+    its database and trained versions again), else a fresh one under $TANDEM_HOME's runs."""
     run_file = out / RUN_FILE
-    if home is None and run_file.exists() and not restart:
+    recorded = None
+    if run_file.exists():
         recorded = json.loads(run_file.read_text(encoding="utf-8")).get("home")
-        if recorded and Path(recorded).exists():
-            home = Path(recorded)
+    if home is None and recorded and Path(recorded).exists() and not restart:
+        home = Path(recorded)
     if home is None:
         home = Path(tempfile.mkdtemp(prefix="tandem-flywheel-"))
     home = home.resolve()
-    if run_file.exists() and not restart and read_records(out):
-        recorded = json.loads(run_file.read_text(encoding="utf-8")).get("home")
-        if recorded != str(home):
-            # The records describe a turn on another home: resuming here would mix two turns.
-            raise TurnMismatch(
-                f"{out} holds a turn run on {recorded}; resume it with --home {recorded}, "
-                "or start a new turn with --restart (or another --out)"
-            )
+    started = read_records(out) or (out / TURNS_DIR).exists()
+    if run_file.exists() and not restart and started and recorded != str(home):
+        # The records describe a run on another home: resuming here would mix two runs.
+        raise TurnMismatch(
+            f"{out} holds a run on {recorded}; resume it with --home {recorded}, "
+            "or start a new run with --restart (or another --out)"
+        )
     return home
+
+
+def check_resumed_config(out: Path, config: FlywheelConfig, restart: bool) -> None:
+    """A resumed run reuses records made under run.json's config: any other option than
+    --turns (more turns extend a run) would mix two recipes in one report."""
+    run_file = out / RUN_FILE
+    if restart or not run_file.exists() or not (out / TURNS_DIR).exists():
+        return
+    recorded = json.loads(run_file.read_text(encoding="utf-8")).get("config") or {}
+    mine, theirs = _flat(config.to_dict()), _flat(FlywheelConfig.from_dict(recorded).to_dict())
+    changed = sorted(
+        k for k in mine.keys() | theirs.keys() if k != "turns" and mine.get(k) != theirs.get(k)
+    )
+    if changed:
+        raise TurnMismatch(
+            f"{out} holds a run made with other options ({', '.join(changed)}); resume it "
+            "with the same options, or start again with --restart (or another --out)"
+        )
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"{group}.{key}" if isinstance(values, dict) else group: value
+        for group, values in config.items()
+        for key, value in (values.items() if isinstance(values, dict) else [(None, values)])
+    }
 
 
 # -- stages ---------------------------------------------------------------------------------
 
 
-def stage_serve(home: Path) -> tuple[dict[str, Any], Any]:
+def stage_serve(home: Path, models_from: Path | None) -> tuple[dict[str, Any], Any]:
     from tandem.flywheel.server import prepare_home, start_server
     from tandem.store.rollouts import RolloutRepo
 
-    prepare_home(home)
+    prepare_home(home, models_from)
     started = time.perf_counter()
     server = start_server(home)
     startup = time.perf_counter() - started
-    settings = _settings(home)
-    db, sessions = _session_factory(settings)
-    try:
-        with sessions() as session:
-            repo = RolloutRepo(session)
-            rollout = repo.for_profile(None)
-            if rollout is None:  # a fresh home: the embedded model is production
-                rollout = repo.set_production(
-                    None,
-                    settings.default_model,
-                    None,
-                    "flywheel: first production",
-                    details={"actor": "flywheel"},
-                )
-            production = rollout.production_version
-    finally:
-        db.dispose()
+    with Database(home) as session:
+        repo = RolloutRepo(session)
+        rollout = repo.for_profile(None)
+        if rollout is None:  # a fresh home: the embedded model is production
+            rollout = repo.set_production(
+                None,
+                _settings(home).default_model,
+                None,
+                "flywheel: first production",
+                details={"actor": "flywheel"},
+            )
+        production = rollout.production_version
     result = {
         "base_url": server.base,
         "pid": server.pid,
         "home": str(home),
         "startup_seconds": round(startup, 3),
-        "production": production,
+        "base": production,
         "rate_limits": "off",
     }
     return result, server
 
 
-def stage_simulate(config: FlywheelConfig, base_url: str, out: Path) -> dict[str, Any]:
-    from tandem.simulate import SimulationConfig, run_simulation
+def _simulation(
+    base_url: str,
+    seed: int,
+    prefix: str,
+    *,
+    users: int,
+    prompts: int,
+    config: FlywheelConfig,
+    rate_compare: float,
+    split: str,
+) -> Any:
+    from tandem.simulate import SimulationConfig
 
-    sim = SimulationConfig(
+    sim = config.simulate
+    return SimulationConfig(
         base_url=base_url,
-        users=config.users,
-        turns=config.turns,
-        opted_out=config.opted_out,
-        concurrency=config.concurrency,
-        seed=config.seed,
-        noise=config.noise,
+        users=users,
+        turns=prompts,
+        opted_out=sim.opted_out,
+        concurrency=sim.concurrency,
+        seed=seed,
+        noise=sim.noise,
         rate_feedback=1.0,
-        rate_compare=config.rate_compare,
-        regenerate_rate=config.regenerate_rate,
-        max_events=config.max_events,
-        max_tokens=config.max_tokens,
-        temperature=config.temperature,
-        account_prefix=f"fw-{config.seed}-{secrets.token_hex(3)}",
+        rate_compare=rate_compare,
+        regenerate_rate=0.0,
+        # The plan (users x prompts, one event each) is the budget: a cap reached mid-flight
+        # would make which events count depend on the thread schedule.
+        max_events=None,
+        max_tokens=sim.max_tokens,
+        temperature=sim.temperature,
+        split=split,
+        account_prefix=f"{prefix}-{secrets.token_hex(3)}",
+    )
+
+
+def stage_simulate(
+    config: FlywheelConfig, turn: int, base_url: str, out: Path, production: str
+) -> dict[str, Any]:
+    from tandem.simulate import run_simulation
+
+    sim = _simulation(
+        base_url,
+        config.turn_seed(turn),
+        f"fw{config.seed}-t{turn}",
+        users=config.simulate.users,
+        prompts=config.simulate.prompts_per_user,
+        config=config,
+        rate_compare=config.simulate.rate_compare,
+        split="train",
     )
     summary = run_simulation(sim, events_path=out / "events.jsonl").to_dict()
-    return summary
+    return {**summary, "production": production}
 
 
 def stage_dataset(
-    config: FlywheelConfig, base_url: str, admin_key: str, since: str | None
+    config: FlywheelConfig, base_url: str, admin_key: str, since: str, until: str, turn: int
 ) -> dict[str, Any]:
-    """The preference and KTO snapshots of this turn's signals, built through the API (the
-    opted-out accounts are left out there)."""
+    """The preference and KTO snapshots of this turn's training simulation (the online stage's
+    votes are on the dev split's prompts and stay out), built through the API (the opted-out
+    accounts are left out there)."""
     headers = {"Authorization": f"Bearer {admin_key}"}
     out: dict[str, Any] = {}
+    kinds = {DATASET_KINDS[m] for m in config.train.methods}
     with httpx.Client(base_url=base_url, headers=headers, timeout=600) as client:
-        for kind in ("preference", "kto"):
+        for kind in sorted(kinds):
             body = {
                 "kind": kind,
-                "name": f"flywheel seed {config.seed}",
-                "filters": {"since": since} if since else {},
+                "name": f"flywheel seed {config.seed} turn {turn}",
+                "filters": {"since": since, "until": until},
             }
             response = client.post("/api/datasets", json=body)
             if response.status_code == 422 and "no examples matched" in response.text:
@@ -181,250 +257,309 @@ def stage_dataset(
     return out
 
 
-def step_clock() -> Any:
-    """A Trainer callback timing when training proper began (after loading the model,
-    tokenizing and scoring the reference) and how long the optimizer steps took."""
-    from transformers import TrainerCallback
-
-    class Clock(TrainerCallback):
-        def __init__(self) -> None:
-            self.created = time.perf_counter()
-            self.train_begin: float | None = None
-            self.first_step: float | None = None
-            self.last_step: float | None = None
-            self.steps = 0
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.train_begin = time.perf_counter()
-
-        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if self.first_step is None:
-                self.first_step = time.perf_counter()
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.last_step = time.perf_counter()
-            self.steps += 1
-
-        def timings(self) -> dict[str, float | None]:
-            steps_s = (
-                self.last_step - self.first_step
-                if self.first_step is not None and self.last_step is not None
-                else None
-            )
-            return {
-                "setup_s": _round(self.train_begin and self.train_begin - self.created),
-                "steps_s": _round(steps_s),
-                "s_per_step": _round(steps_s / self.steps if steps_s and self.steps else None),
-            }
-
-    return Clock()
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
 def stage_train(
-    config: FlywheelConfig, home: Path, base: str, datasets: dict[str, Any]
+    config: FlywheelConfig, turn: int, home: Path, start: str, datasets: dict[str, Any]
 ) -> dict[str, Any]:
-    from tandem.train.config import resolve_config
-    from tandem.train.run import METRICS, train
+    """One candidate per method, each trained in a child process (its memory goes back to the
+    system when it exits)."""
+    from tandem.flywheel.training import train_in_child
 
     settings = _settings(home)
+    train = config.train
     out: dict[str, Any] = {}
-    for method in config.methods:
+    for method in train.methods:
         snapshot = datasets[DATASET_KINDS[method]]
         if not snapshot["train"]:
             out[method] = {"skipped": f"the {DATASET_KINDS[method]} snapshot has no rows"}
             continue
         overrides = {
-            "max_steps": config.max_steps,
-            "epochs": config.epochs,
-            "learning_rate": config.learning_rate,
-            "warmup_ratio": config.warmup_ratio,
+            "max_steps": train.max_steps,
+            "epochs": train.epochs,
+            "learning_rate": train.learning_rate,
+            "warmup_ratio": train.warmup_ratio,
             # No dropout on the adapter: one short epoch, as measured (docs/flywheel.md).
             "lora_dropout": 0.0,
-            "beta": config.beta,
-            "batch_size": config.batch_size,
-            "max_length": config.max_length,
-            "seed": config.seed,
-            "precompute_ref_log_probs": config.precompute_ref_log_probs,
+            "beta": train.beta,
+            "batch_size": train.batch_size,
+            "max_length": train.max_length,
+            "seed": config.turn_seed(turn),
+            "precompute_ref_log_probs": train.precompute_ref_log_probs,
             "logging_steps": 1,
         }
-        train_config = resolve_config(method, None, overrides)
-        clock = step_clock()
-        start = time.perf_counter()
-        result = train(
-            method,
-            snapshot["id"],
-            base,
-            home=settings.home,
-            database_url=settings.database_url,
-            config=train_config,
-            callbacks=[clock],
-        )
-        total = time.perf_counter() - start
-        metrics = dict(result.metrics)
-        metrics.pop("log_history", None)
-        # The registered version keeps the trainer's full log (the returned record does not).
-        saved = result.root / METRICS if result.root is not None else None
-        history = json.loads(saved.read_text()).get("log_history") if saved else None
-        losses = [
-            {"step": e.get("step"), "loss": e["loss"]}
-            for e in (history or [])
-            if "loss" in e and "step" in e
-        ]
         out[method] = {
-            "version": result.version,
-            "dataset": snapshot["id"],
-            "config": train_config.to_dict(),
-            "metrics": metrics,
-            "losses": losses,
-            "seconds": round(total, 3),
-            # What train() does after the steps: merge LoRA, build the int8 ONNX model, register.
-            "merge_onnx_register_s": round(total - float(metrics.get("runtime_s") or 0.0), 3),
-            **clock.timings(),
+            "start": start,
+            **train_in_child(
+                method,
+                snapshot["id"],
+                start,
+                str(settings.home),
+                settings.database_url,
+                overrides,
+            ),
         }
     return out
 
 
-def eval_suites(config: FlywheelConfig) -> dict[str, int | None]:
-    return {
-        "ifeval": config.ifeval_limit,
-        "xstest": config.xstest_limit,
-        "behavior_spec": config.spec_limit,
-    }
-
-
 def eval_sampling(config: FlywheelConfig) -> dict[str, SamplingParams]:
-    """Greedy for every suite; XSTest's answers are capped shorter, since the refusal classifier
-    decides from the opening and a 135M model often runs on to the cap."""
+    """Greedy for every suite; XSTest's and sycophancy's answers are capped shorter (the
+    verdict is in the opening; a 135M model often runs on to the cap)."""
     from tandem.evals.runs import EVAL_SAMPLING
 
-    answers = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval_max_tokens)
-    refusals = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.refusal_max_tokens)
-    return {"ifeval": answers, "xstest": refusals, "behavior_spec": answers}
+    answers = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval.eval_max_tokens)
+    short = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval.refusal_max_tokens)
+    return {"ifeval": answers, "xstest": short, "behavior_spec": answers, "sycophancy": short}
 
 
 def stage_eval(
     config: FlywheelConfig,
     home: Path,
-    base: str,
-    candidates: list[str],
+    versions: list[str],
     cache_dir: Path | None,
-    catalog: Any = None,
+    cached: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """Every suite on every version; the versions in `cached` (the base: it never changes) read
+    and write the eval cache."""
     from tandem.engines.setup import build_catalog
     from tandem.evals.runs import eval_owner_id
     from tandem.flywheel.evaluate import evaluate_version
     from tandem.registry.embedded import ONNX_PRECISION
 
-    settings = _settings(home)
     params = eval_sampling(config)
-    suites = eval_suites(config)
-    own_catalog = catalog is None
-    catalog = catalog or build_catalog(settings)
-    db, sessions = _session_factory(settings)
+    suites = config.eval.limits()
+    catalog = build_catalog(_settings(home))
+    results: dict[str, Any] = {}
     try:
-        with sessions() as session:
+        with Database(home) as session:
             owner = eval_owner_id(session)
-            common = {"owner_id": owner, "concurrency": config.eval_concurrency}
-            versions = {
-                base: evaluate_version(
-                    session, catalog, base, suites, params, cache_dir=cache_dir, **common
+            for version in versions:
+                results[version] = evaluate_version(
+                    session,
+                    catalog,
+                    version,
+                    suites,
+                    params,
+                    owner_id=owner,
+                    concurrency=config.eval.eval_concurrency,
+                    cache_dir=cache_dir if version in cached else None,
                 )
-            }
-            for version in candidates:
-                versions[version] = evaluate_version(
-                    session, catalog, version, suites, params, **common
-                )
-            backend = catalog.get(base).backend
+            backend = catalog.get(versions[0]).backend if versions else "onnx"
     finally:
-        db.dispose()
-        if own_catalog:
-            catalog.close()
+        catalog.close()
     engine = f"{backend} ({ONNX_PRECISION})" if backend == "onnx" else backend
     return {
         "engine": engine,
         "sampling": {suite: p.to_dict() for suite, p in params.items()},
         "limits": suites,
-        "base": base,
-        "versions": versions,
+        "versions": results,
     }
 
 
-def ifeval_figure(evals: dict[str, Any], version: str) -> float | None:
-    run = evals["versions"].get(version, {}).get("ifeval")
+def ifeval_figure(runs: dict[str, Any]) -> float | None:
+    run = runs.get("ifeval")
     return None if run is None else run["summary"].get("average_strict")
 
 
-def stage_gate(
-    config: FlywheelConfig, home: Path, evals: dict[str, Any], candidates: list[str]
+def stage_offline_gate(
+    config: FlywheelConfig, home: Path, candidates: list[str], evals: dict[str, Any]
 ) -> dict[str, Any]:
-    from tandem.flywheel.gate import gate_and_promote
+    """Each candidate's offline verdict; the best IFEval among those that pass goes online."""
+    from tandem.flywheel.gate import gate_config, offline_verdict
 
-    db, sessions = _session_factory(_settings(home))
-    try:
-        with sessions() as session:
-            figures = {v: ifeval_figure(evals, v) for v in evals["versions"]}
-            margins = {"xstest": config.refusal_margin, "behavior_spec": config.spec_margin}
-            return gate_and_promote(session, candidates, figures, config.gate_margin, margins)
-    finally:
-        db.dispose()
+    gates = gate_config(config.gate, config.online)
+    with Database(home) as session:
+        verdicts = {v: offline_verdict(session, v, gates) for v in candidates}
+    passing = [v for v in candidates if verdicts[v]["passed"]]
+    passing.sort(key=lambda v: -(ifeval_figure(evals["versions"][v]) or 0.0))
+    return {"verdicts": verdicts, "online_candidate": passing[0] if passing else None}
 
 
-# -- the turn -------------------------------------------------------------------------------
+def stage_online(
+    config: FlywheelConfig, turn: int, home: Path, base_url: str, candidate: str, out: Path
+) -> dict[str, Any]:
+    """Batches of simulated users (the dev split's prompts) meet the rollout: `traffic_share`
+    of them are answered by the candidate, `comparison_rate` of turns are blind comparisons
+    of the two. After each batch the online gates are read; the stage ends when both show
+    non-inferiority, or when another batch would overrun the vote budget."""
+    from tandem.flywheel.gate import enter_rollout, gate_config, online_verdict
+    from tandem.simulate import run_simulation
+
+    online = config.online
+    gates = gate_config(config.gate, config.online)
+    with Database(home) as session:
+        enter_rollout(session, candidate, online)
+    batches: list[dict[str, Any]] = []
+    events = 0
+    verdict: dict[str, Any] = {"passed": False, "failed": ["no votes yet"], "checks": []}
+    while events + online.batch_events <= online.online_max_events:
+        batch = len(batches)
+        sim = _simulation(
+            base_url,
+            config.turn_seed(turn) * 1000 + batch + 1,
+            f"fw{config.seed}-t{turn}-online{batch}",
+            users=online.online_users,
+            prompts=online.online_batch,
+            config=config,
+            rate_compare=0.0,  # the server decides, at the rollout's comparison rate
+            split=online.online_split,
+        )
+        events_file = out / "online" / f"batch-{batch + 1}.jsonl"
+        summary = run_simulation(sim, events_path=events_file).to_dict()
+        events += int(summary["events_acknowledged"])
+        with Database(home) as session:
+            verdict = online_verdict(session, candidate, gates)
+        batches.append({"events": events, "simulation": summary, "verdict": verdict})
+        log.info("flywheel: turn %d online batch %d: %s", turn, batch, verdict["failed"] or "ok")
+        if verdict["passed"]:
+            break
+    return {
+        "candidate": candidate,
+        "events": events,
+        "batches": batches,
+        "passed": verdict["passed"],
+        "verdict": verdict,
+        "budget_exhausted": not verdict["passed"],
+    }
+
+
+def stage_promote(
+    config: FlywheelConfig,
+    home: Path,
+    candidate: str | None,
+    online: dict[str, Any] | None,
+    evals: dict[str, Any],
+    production: str,
+) -> dict[str, Any]:
+    from tandem.flywheel.gate import gate_config, leave_rollout, promote_candidate
+
+    if candidate is None:
+        return {"promoted": False, "production": production, "why": "no candidate passed offline"}
+    gates = gate_config(config.gate, config.online)
+    with Database(home) as session:
+        if online is None or not online["passed"]:
+            why = "the online votes did not show non-inferiority within the vote budget"
+            leave_rollout(session, candidate, f"flywheel: not promoted ({why})")
+            return {"promoted": False, "production": production, "why": why}
+        figures = {v: ifeval_figure(evals["versions"][v]) for v in (candidate, production)}
+        why = (
+            f"flywheel: offline and online gates passed; IFEval {_points(figures[candidate])} "
+            f"vs {_points(figures[production])} for {production}"
+        )
+        outcome = promote_candidate(session, candidate, gates, why)
+        if not outcome["promoted"]:  # the gates moved since the online verdict: stop serving it
+            leave_rollout(session, candidate, f"flywheel: not promoted ({outcome['why']})")
+        return outcome
+
+
+def _points(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+# -- the run ---------------------------------------------------------------------------------
 
 
 def run_turn(
+    config: FlywheelConfig,
+    turn: int,
+    out: Path,
+    home: Path,
+    served: dict[str, Any],
+    server: Any,
+    runner: StageRunner,
+    cache_dir: Path | None,
+    evaluated: dict[str, Any],
+) -> None:
+    """One turn's stages; `evaluated` holds every version's eval results so far (the
+    production of a later turn was evaluated when it was a candidate) and is updated."""
+    from tandem.flywheel.gate import verify_serving
+    from tandem.store.rollouts import RolloutRepo
+
+    tdir = turn_dir(out, turn)
+    tdir.mkdir(parents=True, exist_ok=True)
+    with Database(home) as session:
+        current = RolloutRepo(session).get_for_profile(None).production_version
+    simulated = runner.run(
+        "simulate", lambda: stage_simulate(config, turn, served["base_url"], tdir, current)
+    )
+    production = simulated["production"]
+    record = runner.records["simulate"]
+    datasets = runner.run(
+        "dataset",
+        lambda: stage_dataset(
+            config,
+            served["base_url"],
+            server.admin_key,
+            record.started_at,
+            record.finished_at,
+            turn,
+        ),
+    )
+    start = production if config.train.start == "production" else served["base"]
+    trained = runner.run("train", lambda: stage_train(config, turn, home, start, datasets))
+    candidates = [t["version"] for t in trained.values() if "version" in t]
+    pending = [v for v in [production, *candidates] if v not in evaluated]
+    evals = runner.run(
+        "eval",
+        lambda: stage_eval(config, home, pending, cache_dir, frozenset({served["base"]})),
+    )
+    evaluated.update(evals["versions"])
+    evals_all = {**evals, "versions": {v: evaluated[v] for v in [production, *candidates]}}
+    offline = runner.run(
+        "offline_gate", lambda: stage_offline_gate(config, home, candidates, evals_all)
+    )
+    chosen = offline["online_candidate"]
+    online = None
+    if chosen is not None:
+        online = runner.run(
+            "online",
+            lambda: stage_online(config, turn, home, served["base_url"], chosen, tdir),
+        )
+
+    def promote() -> dict[str, Any]:
+        outcome = stage_promote(config, home, chosen, online, evals_all, production)
+        check = verify_serving(served["base_url"], server.admin_key)
+        check["matches_production"] = check["model_version"] == outcome["production"]
+        return {**outcome, "serving_check": check}
+
+    runner.run("promote", promote)
+
+
+def run_flywheel(
     config: FlywheelConfig,
     out: Path,
     home: Path | None = None,
     restart: bool = False,
     cache_dir: Path | None = None,
-) -> TurnResult:
-    """Run (or resume) one turn and write the report; the server is left running (the caller
-    stops it) so the promoted version keeps serving."""
-    from tandem.flywheel.gate import verify_serving
+    models_from: Path | None = None,
+) -> FlywheelResult:
+    """Run (or resume) `config.turns` turns and write the report; the server is left running
+    (the caller stops it) so the promoted version keeps serving."""
+    from tandem.flywheel.report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
     home = resolve_home(out, home, restart)
+    check_resumed_config(out, config, restart)
     (out / RUN_FILE).write_text(
         json.dumps({"home": str(home), "config": config.to_dict()}, indent=2) + "\n"
     )
-    runner = StageRunner(out, restart=restart)
     started = time.perf_counter()
+    top = StageRunner(out, restart=restart)
     holder: dict[str, Any] = {}
 
     def serve() -> dict[str, Any]:
-        result, holder["server"] = stage_serve(home)
+        result, holder["server"] = stage_serve(home, models_from)
         return result
 
-    served = runner.run("serve", serve, always=True)
+    served = top.run("serve", serve, always=True)
     server = holder["server"]
-    runner.watched["server"] = server.pid
+    evaluated: dict[str, Any] = {}
     try:
-        runner.run("simulate", lambda: stage_simulate(config, served["base_url"], out))
-        since = runner.records["simulate"].started_at
-        datasets = runner.run(
-            "dataset", lambda: stage_dataset(config, served["base_url"], server.admin_key, since)
-        )
-        base = served["production"]
-        trained = runner.run("train", lambda: stage_train(config, home, base, datasets))
-        candidates = [t["version"] for t in trained.values() if "version" in t]
-        evals = runner.run("eval", lambda: stage_eval(config, home, base, candidates, cache_dir))
-
-        def gate() -> dict[str, Any]:
-            outcome = stage_gate(config, home, evals, candidates)
-            outcome["serving_check"] = verify_serving(served["base_url"], server.admin_key)
-            outcome["serving_check"]["matches_production"] = (
-                outcome["serving_check"]["model_version"] == outcome["production"]
-            )
-            return outcome
-
-        runner.run("gate", gate)
+        for turn in range(1, config.turns + 1):
+            runner = StageRunner(turn_dir(out, turn), restart=restart)
+            runner.watched["server"] = server.pid
+            run_turn(config, turn, out, home, served, server, runner, cache_dir, evaluated)
     except BaseException:
         server.stop()
         raise
-    summary = write_report(out, invocation_seconds=time.perf_counter() - started)
-    return TurnResult(summary, server, out)
+    summary = summarize(out, config, invocation_seconds=time.perf_counter() - started)
+    write_report(out, summary)
+    return FlywheelResult(summary, server, out)

@@ -9,7 +9,8 @@ report from the records alone. `always` stages (the server) run every time and a
 anyway; `restart=True` runs every stage again.
 
 Each record also holds the stage's peak resident memory per watched process (the flywheel
-itself, which trains and evaluates in-process, and the server once it runs): Linux's VmHWM,
+itself, which evaluates in-process, and the server once it runs; training runs in a child
+process that records its own peak): Linux's VmHWM,
 reset at the stage's start through /proc/PID/clear_refs so each stage reports its own peak.
 """
 
@@ -29,7 +30,7 @@ from tandem.core.memory import reset_peak, status_kib
 
 log = logging.getLogger(__name__)
 
-STAGES = ("serve", "simulate", "dataset", "train", "eval", "gate")
+STAGES = ("serve", "simulate", "dataset", "train", "eval", "offline_gate", "online", "promote")
 STAGE_DIR = "stages"
 
 
@@ -41,12 +42,14 @@ class StageRecord:
     result: dict[str, Any]
     reused: bool = False  # read from an earlier invocation's record, not run now
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per watched process
+    finished_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "seconds": self.seconds,
             "started_at": self.started_at,
+            "finished_at": self.finished_at,
             "result": self.result,
             "peak_rss_mb": self.peak_rss_mb,
         }
@@ -68,6 +71,7 @@ def read_record(out: Path, name: str) -> StageRecord | None:
         data["result"],
         True,
         data.get("peak_rss_mb") or {},
+        data.get("finished_at") or "",
     )
 
 
@@ -104,7 +108,7 @@ class StageRunner:
                 log.info("flywheel: %s already done (%.1f s), reusing it", name, done.seconds)
                 self.records[name] = done
                 return done.result
-        started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        started_at = datetime.now(UTC).isoformat()
         for pid in self.watched.values():
             reset_peak(pid)
         start = time.perf_counter()
@@ -112,7 +116,10 @@ class StageRunner:
         seconds = round(time.perf_counter() - start, 3)
         peaks = {label: status_kib(pid, "VmHWM") for label, pid in self.watched.items()}
         peaks_mb = {label: round(kib / 1024, 1) for label, kib in peaks.items() if kib}
-        record = StageRecord(name, seconds, started_at, result, peak_rss_mb=peaks_mb)
+        finished_at = datetime.now(UTC).isoformat()
+        record = StageRecord(
+            name, seconds, started_at, result, peak_rss_mb=peaks_mb, finished_at=finished_at
+        )
         write_record(self.out, record)
         self.records[name] = record
         log.info("flywheel: %s took %.1f s", name, record.seconds)

@@ -9,9 +9,10 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-# Public benchmarks are evaluation-only (docs/evals.md): simulated signals become training data,
-# so prompts may never come from them.
-HELD_OUT_TASKS = frozenset({"ifeval", "xstest"})
+# Evaluation-only suites (docs/evals.md): simulated signals become training data, so prompts may
+# never come from them. Public benchmarks, and tandem's own sycophancy suite, which must keep
+# measuring whether thumbs-up training taught flattery rather than be trained on.
+HELD_OUT_TASKS = frozenset({"ifeval", "xstest", "sycophancy"})
 
 
 def _knob(default: Any, help: str) -> Any:
@@ -72,7 +73,7 @@ class SimulationConfig:
             raise ValueError("max_events must not be negative")
         if self.task in HELD_OUT_TASKS:
             raise ValueError(
-                f"{self.task} is a held-out public benchmark: its prompts may not become "
+                f"{self.task} is a held-out evaluation suite: its prompts may not become "
                 "training signals; use --task instructions"
             )
 

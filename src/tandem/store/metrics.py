@@ -11,6 +11,7 @@ user deleted are left out, as they are everywhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import and_, case, func, select
@@ -41,9 +42,12 @@ class Vote:
 
 
 def thumbs_counts(
-    session: Session, by: Literal["model_version", "profile"] = "model_version"
+    session: Session,
+    by: Literal["model_version", "profile"] = "model_version",
+    since: datetime | None = None,
 ) -> list[ThumbsCount]:
-    """Current (not superseded, not withdrawn) thumbs per model version or per profile."""
+    """Current (not superseded, not withdrawn) thumbs per model version or per profile; with
+    `since`, only those given from then on."""
     if by not in ("model_version", "profile"):
         raise ValueError(f"by must be model_version or profile, not {by!r}")
     current = and_(Feedback.superseded_at.is_(None), Feedback.withdrawn_at.is_(None))
@@ -57,6 +61,8 @@ def thumbs_counts(
         .outerjoin(Profile, Profile.id == Conversation.profile_id)
         .where(current, Conversation.deleted_at.is_(None))
     )
+    if since is not None:
+        stmt = stmt.where(Feedback.created_at >= since)
     rows = stmt.subquery()
     key = rows.c.model_version if by == "model_version" else rows.c.name
     grouped = (
@@ -71,8 +77,9 @@ def thumbs_counts(
     return [ThumbsCount(k, int(up or 0), int(n)) for k, up, n in session.execute(grouped)]
 
 
-def comparison_votes(session: Session) -> list[Vote]:
-    """Every cast verdict with the model version behind each side, oldest first."""
+def comparison_votes(session: Session, since: datetime | None = None) -> list[Vote]:
+    """Every cast verdict with the model version behind each side, oldest first; with `since`,
+    only the votes cast from then on."""
     msg_a, msg_b = aliased(StoredMessage), aliased(StoredMessage)
     gen_a, gen_b = aliased(StoredGeneration), aliased(StoredGeneration)
     stmt = (
@@ -85,4 +92,6 @@ def comparison_votes(session: Session) -> list[Vote]:
         .where(Comparison.verdict.is_not(None), Conversation.deleted_at.is_(None))
         .order_by(Comparison.voted_at, Comparison.id)
     )
+    if since is not None:
+        stmt = stmt.where(Comparison.voted_at >= since)
     return [Vote(a, b, verdict) for a, b, verdict in session.execute(stmt)]

@@ -163,6 +163,19 @@ class RolloutRepo:
             .limit(1)
         ).first()
 
+    def joined_at(self, rollout_id: str, version: str) -> datetime | None:
+        """When `version` last became a candidate of the rollout (None: never)."""
+        return self.session.scalars(
+            select(RolloutEventRow.at)
+            .where(
+                RolloutEventRow.rollout_id == rollout_id,
+                RolloutEventRow.version == version,
+                RolloutEventRow.kind == "add_candidate",
+            )
+            .order_by(RolloutEventRow.at.desc())
+            .limit(1)
+        ).first()
+
     def previous_production(self, rollout_id: str) -> str | None:
         """Where a rollback goes: replaying history, each move of production pushes the version
         it replaced and each rollback pops one, so repeated rollbacks walk further back."""

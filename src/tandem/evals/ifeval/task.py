@@ -2,7 +2,7 @@
 
     from tandem.evals import get_task
     import tandem.evals.ifeval  # registers "ifeval"
-    task = get_task("ifeval")                      # ../shared/data/benchmarks/ifeval/...
+    task = get_task("ifeval")                      # $TANDEM_BENCHMARKS_DIR/ifeval/...
     task = get_task("ifeval", input_path="mine.jsonl")
     grade = task.grade(example, response)          # passed = every instruction, strict
 
@@ -14,16 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tandem
+from tandem.core.benchmarks import benchmark_path, missing_hint
 from tandem.core.messages import Message
 from tandem.evals.ifeval.scoring import grade_prompt, read_jsonl
 from tandem.evals.tasks import Example, Grade, Task, register_task
 
 
 def default_input_path() -> Path:
-    """IFEval's input file in the shared checkout beside the repository."""
-    repo_root = Path(tandem.__file__).resolve().parents[2]
-    return repo_root.parent / "shared" / "data" / "benchmarks" / "ifeval" / "input_data.jsonl"
+    """IFEval's input file ($TANDEM_BENCHMARKS_DIR, else the shared data beside a checkout)."""
+    return benchmark_path("ifeval", "input_data.jsonl")
 
 
 @register_task("ifeval")
@@ -35,6 +34,8 @@ class IfevalTask(Task):
         self.input_path = Path(input_path) if input_path else default_input_path()
 
     def examples(self) -> Iterator[Example]:
+        if not self.input_path.is_file():
+            raise FileNotFoundError(missing_hint(self.input_path))
         for item in read_jsonl(self.input_path):
             yield Example(
                 id=str(item["key"]),
