@@ -331,6 +331,29 @@ def test_only_a_candidate_that_passes_offline_goes_online_and_a_failed_one_leave
     db.dispose()
 
 
+def test_the_dev_split_not_ifeval_chooses_among_candidates_that_pass(tmp_path: Path):
+    """Two candidates pass the gates: the one better on the instruction suite's dev split (the
+    project's own data) goes online, though the other scores higher on IFEval."""
+    home = tmp_path / "home"
+    home.mkdir()
+    runs = {
+        v: {
+            "ifeval": {"summary": {"average_strict": ifeval}},
+            "instructions": {"summary": {"pass_rate": dev}},
+        }
+        for v, ifeval, dev in (("base", 0.20, 0.10), ("a", 0.40, 0.12), ("b", 0.25, 0.30))
+    }
+    db, sessions = _sessions(home)
+    with sessions() as session:
+        RolloutRepo(session).set_production(None, "base", None, "first")
+        for version in ("base", "a", "b"):
+            _offline_runs(session, version)
+    db.dispose()
+    offline = stage_offline_gate(TINY, home, ["a", "b"], {"versions": runs})
+    assert offline["verdicts"]["a"]["passed"] and offline["verdicts"]["b"]["passed"]
+    assert offline["online_candidate"] == "b"
+
+
 # -- the flywheel's side of the rollout -------------------------------------------------------
 
 GATES = gate_config(GateMargins(), OnlineConfig())

@@ -32,6 +32,13 @@ from tandem.registry.embedded import LAYOUT_VERSION
 from tandem.store.evals import EvalItem, EvalRepo
 
 SUITES = ("ifeval", "xstest", "behavior_spec", "sycophancy")
+# The project's own held-out data: what chooses among candidates (never the benchmarks).
+DEV_SUITE = "instructions"
+
+
+def flywheel_task(suite: str) -> Task:
+    """The task behind a flywheel suite: the instruction suite means its dev split."""
+    return get_task(suite, split="dev") if suite == DEV_SUITE else get_task(suite)
 
 
 def suite_examples(task: Task, limit: int | None) -> list[Example]:
@@ -127,7 +134,7 @@ def evaluate_version(
     owner_id: str,
     cache_dir: Path | None = None,
     concurrency: int = 16,
-    tasks: Callable[[str], Task] = get_task,
+    tasks: Callable[[str], Task] = flywheel_task,
 ) -> dict[str, dict[str, Any]]:
     """{suite: {run_id, summary, wall_seconds, seconds, cached, n, passed}} for `version`;
     suites maps a suite name to its item limit (None: all), params to its sampling. With

@@ -91,8 +91,11 @@ def write_plots(out: Path, summary: FlywheelSummary) -> dict[str, str]:
         for key, label in SAFETY:
             first = getattr(summary.turns[0].production_figures, key)
             values = [first, *[getattr(_serving(t), key) for t in summary.turns]]
-            ax.plot(xs, values, marker="o", label=label)
-        ax.set_xlabel("turn")
+            (line,) = ax.plot(xs, values, marker="o", label=label)
+            # Each turn's candidate, promoted or not: what the gates saw.
+            tried = [getattr(t.candidate_figures, key, None) for t in summary.turns]
+            ax.plot(xs[1:], tried, marker="x", linestyle="none", color=line.get_color())
+        ax.set_xlabel("turn (o: serving after the turn, x: the turn's candidate)")
         ax.set_ylabel("rate")
         ax.set_xticks(xs)
         ax.legend(fontsize=7)
@@ -157,12 +160,19 @@ def _online_cell(turn: TurnSummary) -> str:
     return "; ".join(parts)
 
 
+def _agreement(turn: TurnSummary) -> str:
+    if turn.online is None:
+        return "no online verdict (the candidate never went online)"
+    return turn.disagreement or "they agree"
+
+
 def render_markdown(summary: FlywheelSummary, plots: dict[str, str]) -> str:
     s = summary
     lines = [
         "# The flywheel: turns of the loop",
         "",
-        f"`tandem flywheel run --turns {len(s.turns)}` (config in summary.json). Base "
+        f"`tandem flywheel run --turns {s.config.get('turns', len(s.turns))}` ({len(s.turns)} "
+        f"turns reported; config in summary.json). Base "
         f"`{s.base}`; serving now `{s.production_version}`. Engine {s.engine}.",
         "",
         "## Base → serving now",
@@ -204,7 +214,7 @@ def render_markdown(summary: FlywheelSummary, plots: dict[str, str]) -> str:
             f"- offline verdict: {'passed' if t.offline_passed else 'failed'}"
             + (f" ({'; '.join(t.offline_failed)})" if t.offline_failed else ""),
             f"- online verdict: {_online_cell(t)}",
-            f"- offline vs online: {t.disagreement or 'they agree'}",
+            f"- offline vs online: {_agreement(t)}",
             f"- candidate IFEval {_fmt(cand.ifeval if cand else None, 2)} vs production "
             f"{_fmt(t.production_figures.ifeval, 2)}; stages "
             + ", ".join(f"{k} {v:.0f} s" for k, v in t.stage_seconds.items()),

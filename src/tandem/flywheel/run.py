@@ -307,7 +307,13 @@ def eval_sampling(config: FlywheelConfig) -> dict[str, SamplingParams]:
 
     answers = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval.eval_max_tokens)
     short = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval.refusal_max_tokens)
-    return {"ifeval": answers, "xstest": short, "behavior_spec": answers, "sycophancy": short}
+    return {
+        "ifeval": answers,
+        "xstest": short,
+        "behavior_spec": answers,
+        "sycophancy": short,
+        "instructions": answers,
+    }
 
 
 def stage_eval(
@@ -316,16 +322,20 @@ def stage_eval(
     versions: list[str],
     cache_dir: Path | None,
     cached: frozenset[str] = frozenset(),
+    choose: bool = False,
 ) -> dict[str, Any]:
     """Every suite on every version; the versions in `cached` (the base: it never changes) read
-    and write the eval cache."""
+    and write the eval cache. With `choose` (several candidates to choose among), the
+    instruction suite's dev split too: the project's own data, which does the choosing."""
     from tandem.engines.setup import build_catalog
     from tandem.evals.runs import eval_owner_id
-    from tandem.flywheel.evaluate import evaluate_version
+    from tandem.flywheel.evaluate import DEV_SUITE, evaluate_version
     from tandem.registry.embedded import ONNX_PRECISION
 
     params = eval_sampling(config)
     suites = config.eval.limits()
+    if choose:
+        suites[DEV_SUITE] = None
     catalog = build_catalog(_settings(home))
     results: dict[str, Any] = {}
     try:
@@ -359,17 +369,24 @@ def ifeval_figure(runs: dict[str, Any]) -> float | None:
     return None if run is None else run["summary"].get("average_strict")
 
 
+def dev_figure(runs: dict[str, Any]) -> float | None:
+    """The instruction suite's dev-split pass rate (None when it was not run)."""
+    run = runs.get("instructions")
+    return None if run is None else run["summary"].get("pass_rate")
+
+
 def stage_offline_gate(
     config: FlywheelConfig, home: Path, candidates: list[str], evals: dict[str, Any]
 ) -> dict[str, Any]:
-    """Each candidate's offline verdict; the best IFEval among those that pass goes online."""
+    """Each candidate's offline verdict; among those that pass, the best on the instruction
+    suite's dev split goes online (IFEval is read at the gates, it never chooses)."""
     from tandem.flywheel.gate import gate_config, offline_verdict
 
     gates = gate_config(config.gate, config.online)
     with Database(home) as session:
         verdicts = {v: offline_verdict(session, v, gates) for v in candidates}
     passing = [v for v in candidates if verdicts[v]["passed"]]
-    passing.sort(key=lambda v: -(ifeval_figure(evals["versions"][v]) or 0.0))
+    passing.sort(key=lambda v: -(dev_figure(evals["versions"][v]) or 0.0))
     return {"verdicts": verdicts, "online_candidate": passing[0] if passing else None}
 
 
@@ -499,7 +516,9 @@ def run_turn(
     pending = [v for v in [production, *candidates] if v not in evaluated]
     evals = runner.run(
         "eval",
-        lambda: stage_eval(config, home, pending, cache_dir, frozenset({served["base"]})),
+        lambda: stage_eval(
+            config, home, pending, cache_dir, frozenset({served["base"]}), len(candidates) > 1
+        ),
     )
     evaluated.update(evals["versions"])
     evals_all = {**evals, "versions": {v: evaluated[v] for v in [production, *candidates]}}

@@ -18,8 +18,8 @@ from tandem.flywheel.stats import paired_ifeval, safety_pairs
 # Which data chose what: the report prints it, so a reader can check no benchmark chose.
 SELECTION = {
     "training prompts": "the instruction suite's train split (simulated users' chats)",
-    "the candidate that goes online": "the offline gates, then the best IFEval among those "
-    "that pass (a gate read, not a tuning loop: one candidate per method, one method)",
+    "the candidate that goes online": "the offline gates; among several that pass (--method "
+    "both), the best pass rate on the instruction suite's dev split",
     "promotion": "the gates: IFEval, XSTest both ways, behavior spec, sycophancy offline; "
     "thumbs-up and blind-comparison non-inferiority online, on the dev split's prompts",
     "recipe and hyperparameters": "the defaults in tandem.flywheel.config; the learning rate "
