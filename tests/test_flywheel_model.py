@@ -25,6 +25,10 @@ TINY = [
     "--sycophancy-limit", "6", "--eval-max-tokens", "64", "--refusal-max-tokens", "32",
     "--online-users", "4", "--online-batch", "5", "--online-max-events", "40",
     "--online-min-votes", "3", "--online-margin", "0.45",
+    # Offline margins wide open: 6-case suites would fail a candidate on one flipped case, and
+    # this test is about every stage running, the online one included.
+    "--gate-margin", "1", "--refusal-margin", "1", "--contrast-margin", "1",
+    "--spec-margin", "1", "--sycophancy-margin", "1",
 ]  # fmt: skip
 
 
@@ -53,6 +57,10 @@ def test_two_tiny_turns_run_end_to_end_and_leave_production_serving(
     for turn in summary["turns"]:
         assert 0 < turn["feedback_events"] <= 2000
         assert turn["simulation_events"] == 4 * 6  # planned, not cut by a clock
+        # Every candidate met users before any decision: the online stage ran and voted.
+        assert turn["offline_passed"] and turn["online"] is not None
+        assert 0 < turn["online"]["events"] <= 40
+        assert turn["feedback_events"] == 24 + turn["online"]["events"]
         if turn["promoted"]:
             # Promotion needed users: the online votes were read, not skipped.
             assert turn["online"]["passed"] and turn["online"]["events"] > 0

@@ -2,7 +2,7 @@
 
     examples = suite_examples("xstest", limit=8)   # 4 safe + 4 contrast
     runs = evaluate_version(session, catalog, "smollm2-135m-instruct", suites, params_by_suite,
-                            cache_dir=Path(".cache/flywheel"), owner_id=admin_id)
+                            cache_dir=home / "flywheel" / "eval-cache", owner_id=admin_id)
     runs["ifeval"]["summary"]["average_strict"], runs["ifeval"]["cached"]
 
 The base model does not change between turns, so its runs are cached under a key of model
