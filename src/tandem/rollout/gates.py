@@ -191,12 +191,13 @@ def _interval_check(
     return GateCheck(name, prod[0], cand[0], None, not below, why)
 
 
-def _thumbs(session: Session, version: str) -> tuple[float, float, float, int] | None:
-    for row in thumbs_counts(session, by="model_version"):
-        if row.key == version and row.total:
-            low, high = wilson_interval(row.up, row.total)
-            return row.up / row.total, low, high, row.total
-    return None
+def _thumbs(counts: tuple[int, int]) -> tuple[float, float, float, int] | None:
+    """(rate, Wilson low, high, n) of (up, total) counts; None without ratings."""
+    up, total = counts
+    if not total:
+        return None
+    low, high = wilson_interval(up, total)
+    return up / total, low, high, total
 
 
 def _arena(
@@ -216,8 +217,10 @@ def head_to_head(
     """(the candidate's score, votes) over the blind comparisons between the two versions
     (cast from `since` on): a win counts 1, a tie or "both bad" 1/2."""
     score, votes = 0.0, 0
+    if production == candidate:
+        return score, votes
     for vote in comparison_votes(session, since):
-        if {vote.model_a, vote.model_b} != {production, candidate} or production == candidate:
+        if {vote.model_a, vote.model_b} != {production, candidate}:
             continue
         winner = battle_from_vote(vote.model_a, vote.model_b, vote.verdict).winner
         votes += 1
@@ -229,12 +232,14 @@ def head_to_head(
 
 
 def _thumbs_counts(
-    session: Session, version: str, since: datetime | None = None
-) -> tuple[int, int]:
-    for row in thumbs_counts(session, by="model_version", since=since):
-        if row.key == version:
-            return row.up, row.total
-    return 0, 0
+    session: Session, versions: tuple[str, str], since: datetime | None = None
+) -> tuple[tuple[int, int], ...]:
+    """(up, total) per version, in the order given, from one query."""
+    counts = {
+        row.key: (row.up, row.total)
+        for row in thumbs_counts(session, by="model_version", since=since)
+    }
+    return tuple(counts.get(version, (0, 0)) for version in versions)
 
 
 def _too_few(name: str, counts: str, config: GateConfig) -> GateCheck:
@@ -266,10 +271,7 @@ def non_inferiority_checks(
     asks this after every batch of online votes, and promotes only once both hold.)"""
     margin = config.online_margin if config.online_margin is not None else 0.0
     checks = []
-    (up_p, n_p), (up_c, n_c) = (
-        _thumbs_counts(session, production, since),
-        _thumbs_counts(session, candidate, since),
-    )
+    (up_p, n_p), (up_c, n_c) = _thumbs_counts(session, (production, candidate), since)
     if min(n_p, n_c) < config.min_votes:
         checks.append(
             _too_few("online:thumbs_up", f"{production}: {n_p}, {candidate}: {n_c}", config)
@@ -323,11 +325,12 @@ def check_gates(
         since = online_window(session, rollout, candidate, config)
         checks.extend(non_inferiority_checks(session, production, candidate, config, since))
         return GateReport(production, candidate, all(c.passed for c in checks), checks)
+    prod_thumbs, cand_thumbs = _thumbs_counts(session, (production, candidate))
     checks.append(
         _interval_check(
             "online:thumbs_up",
-            _thumbs(session, production),
-            _thumbs(session, candidate),
+            _thumbs(prod_thumbs),
+            _thumbs(cand_thumbs),
             production,
             candidate,
             config,
