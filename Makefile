@@ -11,7 +11,7 @@ export TANDEM_HOME ?= $(HOME)/.local/share/tandem
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test test-fast test-model test-postgres lint format bench bench-evals security screenshots system-test-deps clean
+.PHONY: setup run test test-fast test-model test-postgres lint typecheck format bench bench-evals security screenshots system-test-deps clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy, non-strict, on src/ (settings under [tool.mypy] in pyproject.toml).
+typecheck: setup
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format .

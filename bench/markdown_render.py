@@ -8,9 +8,9 @@ Measured for each renderer: the bytes the chat page loads for it (raw and gzip -
 to import it, the time to render a long answer (~10 KB: prose, lists, tables, code in three
 languages, links, math) into the page (renderMarkdown + innerHTML, median of 30): cold (an
 answer never rendered before) and warm (the same answer again, as the thread re-renders its
-stored answers); and a simulated stream of such an answer: one render per word, as chat.js
-repaints the growing text (total, and the slowest single render). The old renderer is read
-from git (`--old-ref`).
+stored answers); and a simulated stream of such an answer: one render per word, as
+chat_stream.js repaints the growing text (total, and the slowest single render). The old
+renderer is read from git (`--old-ref`).
 """
 
 from __future__ import annotations

@@ -46,11 +46,11 @@ def serve(app: object) -> tuple[str, object]:
 
 
 def build_app(home: Path) -> tuple[object, object]:
-    from tandem.api.app import create_app
     from tandem.core.settings import Settings
     from tandem.engines import ModelCatalog
     from tandem.engines.onnx import OnnxEngine
     from tandem.registry.embedded import prepare_embedded_model
+    from tandem.web.app import create_app
 
     model_home = Path(os.environ.get("TANDEM_TEST_MODEL_HOME") or REPO / ".cache" / "test-models")
     model_home.mkdir(parents=True, exist_ok=True)

@@ -120,7 +120,7 @@ def web_with(
     test settings, e.g. `chat_titles=True`), served live, and a browser."""
     import dataclasses
 
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     made: list[Web] = []
 

@@ -212,7 +212,7 @@ def settings(tandem_home: Path, api_db_url: str) -> object:
 
 @pytest.fixture
 def app(settings: object, fake_catalog: object) -> object:
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     return create_app(settings, fake_catalog)  # type: ignore[arg-type]
 

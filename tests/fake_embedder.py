@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tandem.retrieval.bm25 import tokenize
+from tandem.core.bm25 import tokenize
 
 
 class HashEmbedder:

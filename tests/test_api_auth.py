@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import new_user
-from tandem.api.app import create_app
+from tandem.web.app import create_app
 
 
 def _error(r, status):

@@ -22,7 +22,7 @@ def real_catalog(onnx_engine, prepared_model):
 
 @pytest.fixture
 def real_client(settings, real_catalog, live_server):
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     app = create_app(settings, real_catalog)
     base = live_server(app)

@@ -37,7 +37,7 @@ def recording_server(received: list[dict]) -> Starlette:
 
 
 def test_an_image_is_sent_to_a_vision_backend_as_a_data_url(settings, live_server):
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     received: list[dict] = []
     base = live_server(recording_server(received))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import new_user, sse_events
-from tandem.chat.context import CONTEXT_NOTICE, fit_to_context
+from tandem.chat.fitting import CONTEXT_NOTICE, fit_to_context
 from tandem.core import Message
 from tandem.engines import ModelCatalog
 from tandem.engines.fake import FakeEngine
@@ -54,15 +54,15 @@ def test_fit_keeps_the_system_message_and_drops_whole_old_turns():
         turns += [Message.text("user", f"q{i} {LONG[:40]}"), Message.text("assistant", f"a{i}")]
     turns.append(Message.text("user", "newest"))
     fitted = fit_to_context(engine, turns, max_tokens=10)
-    assert fitted.messages[0].content == "Be kind."
-    assert fitted.messages[-1].content == "newest"
-    assert fitted.messages[1].role == "user"  # a kept part starts at a question
-    assert fitted.dropped == len(turns) - len(fitted.messages)
+    assert fitted.prompt.messages[0].content == "Be kind."
+    assert fitted.prompt.messages[-1].content == "newest"
+    assert fitted.prompt.messages[1].role == "user"  # a kept part starts at a question
+    assert fitted.dropped == len(turns) - len(fitted.prompt.messages)
     assert fitted.dropped % 2 == 0 and fitted.dropped > 0
-    assert engine.count_tokens(fitted.messages) + 10 <= 60
+    assert engine.encode(fitted.prompt.messages).token_count + 10 <= 60
     # Dropping one turn fewer would not fit: the fewest turns went.
     more = [turns[0], *turns[1 + fitted.dropped - 2 :]]
-    assert engine.count_tokens(more) + 10 > 60
+    assert engine.encode(more).token_count + 10 > 60
     # An engine that cannot count (a remote server) gets everything.
     assert fit_to_context(FakeEngine(), turns, 10).dropped == 0
 

@@ -23,8 +23,8 @@ PASSAGE = (
 
 @pytest.fixture
 def real_client(settings, onnx_engine, prepared_model):
-    from tandem.api.app import create_app
     from tandem.engines import ModelCatalog
+    from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model=prepared_model.version)
     catalog.add(onnx_engine)

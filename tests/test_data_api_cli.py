@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from markupsafe import escape
 from typer.testing import CliRunner
 
 from conftest import new_user
 from tandem.cli.main import app as cli
 from tandem.core.benchmarks import benchmark_dirs
+from tandem.core.signals import FEEDBACK_REASON_LABELS
 from tandem.data.snapshots import load_snapshot, resolve_dataset
 
 DEMO = {
@@ -113,6 +115,9 @@ def test_admin_page_needs_an_admin_session_and_writes_need_csrf(client):
     assert r.status_code == 201
     page = client.get("/admin/datasets")
     assert page.status_code == 200 and "Build a snapshot" in page.text
+    # The reason filters are the shared vocabulary: every reason, shown by its label.
+    for reason, label in FEEDBACK_REASON_LABELS.items():
+        assert f'value="{reason}"> {escape(label)}</label>' in page.text
     # The page's script is a file (the CSP runs no inline script): it sends the CSRF token.
     assert '<script src="/static/admin_datasets.js"' in page.text
     assert "X-CSRF-Token" in client.get("/static/admin_datasets.js").text
@@ -175,9 +180,9 @@ def test_cli_build_list_show_export_import(client, tandem_home, tmp_path):
     assert imported.manifest["counts"]["train"] + imported.manifest["counts"]["test"] == 5
 
     r = runner.invoke(cli, ["data", "import", str(prefs), "--kind", "kto"])
-    assert r.exit_code == 1 and "columns" in r.output
+    assert r.exit_code == 2 and "columns" in r.output
     r = runner.invoke(cli, ["data", "build", "kto", "--demonstrations", str(demos)])
-    assert r.exit_code == 1 and "demonstrations are SFT data" in r.output
+    assert r.exit_code == 2 and "demonstrations are SFT data" in r.output
 
 
 def test_cli_refuses_benchmark_data():
@@ -185,4 +190,4 @@ def test_cli_refuses_benchmark_data():
     assert shared, "the shared benchmarks directory is part of the checkout"
     target = next(p for p in sorted(shared[0].rglob("*.jsonl")))
     r = CliRunner().invoke(cli, ["data", "import", str(target), "--kind", "sft"])
-    assert r.exit_code == 1 and "evaluation-only" in r.output
+    assert r.exit_code == 5 and "evaluation-only" in r.output

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from tandem.core import GenerationRecord, Message, SamplingParams
+from tandem.core.errors import NotFound
 from tandem.data.build import BuildConfig, build_snapshot
 from tandem.store import (
     ComparisonRepo,
@@ -16,7 +17,6 @@ from tandem.store import (
     FeedbackRepo,
     GenerationRepo,
     ImprovementRepo,
-    NotFound,
     ProfileRepo,
     UserRepo,
 )

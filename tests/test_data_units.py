@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tandem.core.errors import InvalidInput, NotFound, PermissionDenied
 from tandem.data import snapshots
 from tandem.data.dedup import deduplicate
 from tandem.data.importing import read_rows, refuse_benchmark_data, validate_rows
@@ -18,7 +19,6 @@ from tandem.data.snapshots import (
     verify_snapshot,
     write_snapshot,
 )
-from tandem.store import InvalidInput, NotFound, PermissionDenied
 
 
 @pytest.mark.parametrize(

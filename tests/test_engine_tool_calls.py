@@ -138,7 +138,10 @@ def test_the_engine_sends_tools_and_puts_streamed_calls_back_together(chat_serve
 
     async def run():
         return [
-            c async for c in engine.stream([Message.text("user", "hi")], SamplingParams(), [schema])
+            c
+            async for c in engine.stream(
+                engine.encode([Message.text("user", "hi")]), SamplingParams(), [schema]
+            )
         ]
 
     chunks = asyncio.run(run())
@@ -260,7 +263,7 @@ async def _collect(turn):
 @pytest.fixture
 def tandem_api(settings, chat_server, live_server, images_server):
     """tandem with the tool-calling backend and a plain fake model, and the image backend."""
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     _, config = chat_server
     catalog = ModelCatalog(default_model="up/caller")
@@ -357,7 +360,7 @@ def test_v1_passes_tools_through_and_returns_the_calls_to_the_client(tandem_api,
 @pytest.fixture
 def v1_client(settings):
     """tandem's /v1 with a tool-calling backend that is never reached (requests fail first)."""
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     unreached = BackendConfig(name="up", base_url="http://127.0.0.1:9/v1", supports_tools=True)
     catalog = ModelCatalog(default_model="fake-model")

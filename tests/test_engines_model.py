@@ -93,7 +93,7 @@ def test_concurrent_requests_share_decode_steps(onnx_engine):
 def test_cancelling_a_stream_frees_its_slot(onnx_engine):
     async def cancel_early():
         stream = onnx_engine.stream(
-            [Message.text("user", "Write a very long essay about rivers.")],
+            onnx_engine.encode([Message.text("user", "Write a very long essay about rivers.")]),
             SamplingParams(temperature=0, max_tokens=400),
         )
         count = 0
@@ -116,7 +116,7 @@ def test_a_caller_whose_event_loop_closed_does_not_stop_the_engine(onnx_engine):
     kill the scheduler thread: the next caller is still answered."""
     params = SamplingParams(temperature=0, max_tokens=200, repetition_penalty=1.0)
     loop = asyncio.new_event_loop()
-    stream = onnx_engine.stream(FRANCE, params)
+    stream = onnx_engine.stream(onnx_engine.encode(FRANCE), params)
     loop.run_until_complete(stream.__anext__())
     loop.close()  # the stream is never closed: the engine keeps generating into a dead loop
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import tandem.cli.evals as cli_evals
+import tandem.cli.eval_runs as cli_eval_runs
 from conftest import new_user
 from tandem.cli.main import app as cli
 from tandem.core.messages import Message
@@ -161,7 +161,7 @@ def test_cli_run_list_show_compare(tandem_home, monkeypatch):
         c.add(other)
         return c
 
-    monkeypatch.setattr(cli_evals, "_eval_catalog", catalog)
+    monkeypatch.setattr(cli_eval_runs, "prepared_catalog", catalog)
     first = runner.invoke(
         cli, ["eval", "run", "test-says", "--model", "fake-model", "--max-tokens", "64"]
     )
@@ -180,13 +180,13 @@ def test_cli_run_list_show_compare(tandem_home, monkeypatch):
     assert [json.loads(line)["id"] for line in listed] == [b["run_id"], a["run_id"]]
     shown = json.loads(runner.invoke(cli, ["eval", "show", a["run_id"], "--items"]).stdout)
     assert len(shown["items"]) == 6 and shown["summary"]["passed"] == 6
-    assert runner.invoke(cli, ["eval", "show", "nope"]).exit_code == 1
+    assert runner.invoke(cli, ["eval", "show", "nope"]).exit_code == 3  # not found
 
     cmp = runner.invoke(cli, ["eval", "compare", a["run_id"], b["run_id"]])
     out = json.loads(cmp.stdout)
     assert out["n_common"] == 5 and out["pass_to_fail"] == 5 and out["fail_to_pass"] == 0
     assert out["p_value"] == pytest.approx(mcnemar_exact(5, 0))
-    assert runner.invoke(cli, ["eval", "compare", a["run_id"], "nope"]).exit_code == 1
+    assert runner.invoke(cli, ["eval", "compare", a["run_id"], "nope"]).exit_code == 3
     engine = make_engine(f"sqlite:///{tandem_home / 'tandem.db'}")
     with make_session_factory(engine)() as session:
         other_suite = EvalRepo(session).start_run("xstest", "fake-model", "fake", {})
@@ -195,7 +195,7 @@ def test_cli_run_list_show_compare(tandem_home, monkeypatch):
     mixed = runner.invoke(cli, ["eval", "compare", a["run_id"], other_id])
     assert mixed.exit_code == 1 and "different suites" in mixed.output
     unknown = runner.invoke(cli, ["eval", "run", "test-says", "--model", "nope"])
-    assert unknown.exit_code == 1 and "nope" in unknown.output
+    assert unknown.exit_code == 3 and "nope" in unknown.output
     assert runner.invoke(cli, ["eval", "run", "no-suite", "--model", "fake-model"]).exit_code == 1
 
 

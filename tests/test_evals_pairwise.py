@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import tandem.cli.evals as cli_evals
+import tandem.cli.eval_runs as cli_eval_runs
 from tandem.cli.main import app as cli
 from tandem.core.messages import Message
 from tandem.engines import ModelCatalog
@@ -258,7 +258,7 @@ def _catalog(settings):  # type: ignore[no-untyped-def]
 
 
 def test_cli_pairwise_end_to_end(tandem_home, monkeypatch, judge_server):
-    monkeypatch.setattr(cli_evals, "_eval_catalog", _catalog)
+    monkeypatch.setattr(cli_eval_runs, "prepared_catalog", _catalog)
     url = judge_server(prefers_good)
     monkeypatch.setenv("JUDGE_KEY", "sk-test")
     args = ["eval", "pairwise", "--model", "cand", "--baseline", "base", "--suite"]
@@ -292,7 +292,7 @@ def test_cli_pairwise_end_to_end(tandem_home, monkeypatch, judge_server):
     ],
 )
 def test_cli_pairwise_rejects_bad_judge_options(tandem_home, monkeypatch, extra, message):
-    monkeypatch.setattr(cli_evals, "_eval_catalog", _catalog)
+    monkeypatch.setattr(cli_eval_runs, "prepared_catalog", _catalog)
     monkeypatch.delenv("NOPE_", raising=False)
     args = ["eval", "pairwise", "--model", "cand", "--baseline", "base", "--suite", "test-prompts"]
     r = runner.invoke(cli, [*args, *extra])
@@ -300,7 +300,7 @@ def test_cli_pairwise_rejects_bad_judge_options(tandem_home, monkeypatch, extra,
 
 
 def test_cli_pairwise_reports_an_unreachable_judge_and_unknown_models(tandem_home, monkeypatch):
-    monkeypatch.setattr(cli_evals, "_eval_catalog", _catalog)
+    monkeypatch.setattr(cli_eval_runs, "prepared_catalog", _catalog)
     base = ["eval", "pairwise", "--suite", "test-prompts", "--judge-model", "m"]
     dead = runner.invoke(
         cli,
@@ -312,7 +312,7 @@ def test_cli_pairwise_reports_an_unreachable_judge_and_unknown_models(tandem_hom
     unknown = runner.invoke(
         cli, [*base, "--model", "cand", "--baseline", "nope", "--judge-url", "http://x/v1"]
     )
-    assert unknown.exit_code == 1 and "nope" in unknown.output
+    assert unknown.exit_code == 3 and "nope" in unknown.output
 
 
 # -- the reward-model judge on the real model -------------------------------------------------
@@ -349,7 +349,7 @@ def test_reward_model_judge_and_cli(tandem_home, prepared_model, tmp_path, monke
     flip = {"first": "second", "second": "first", "tie": "tie"}
     assert swapped == flip[verdicts.pop()]  # a scorer has no position bias
 
-    monkeypatch.setattr(cli_evals, "_eval_catalog", _catalog)
+    monkeypatch.setattr(cli_eval_runs, "prepared_catalog", _catalog)
     args = ["eval", "pairwise", "--model", "cand", "--baseline", "base", "--suite", "test-prompts"]
     r = runner.invoke(cli, [*args, "--limit", "2", "--reward-model", "rm-test"])
     assert r.exit_code == 0, r.output + repr(r.exception)

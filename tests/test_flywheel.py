@@ -33,7 +33,7 @@ from tandem.flywheel.config import (
     SimulateConfig,
     TrainConfig,
 )
-from tandem.flywheel.evaluate import suite_examples
+from tandem.flywheel.evaluate import stage_eval, suite_examples
 from tandem.flywheel.gate import (
     enter_rollout,
     gate_config,
@@ -43,9 +43,10 @@ from tandem.flywheel.gate import (
     promote_candidate,
 )
 from tandem.flywheel.report import write_report
-from tandem.flywheel.run import RUN_FILE, stage_eval, stage_offline_gate, stage_promote, turn_dir
+from tandem.flywheel.run import stage_offline_gate, stage_promote
 from tandem.flywheel.stages import StageRecord, StageRunner, read_records, write_record
 from tandem.flywheel.stats import average_strict
+from tandem.flywheel.workdir import RUN_FILE, turn_dir
 from tandem.store import make_engine, make_session_factory, migrate
 from tandem.store.evals import EvalRunRow
 from tandem.store.rollouts import Candidate, RolloutRepo
@@ -94,7 +95,7 @@ def test_config_groups_the_knobs_and_keeps_each_turn_within_the_event_budget():
 
 
 def test_a_run_resumes_only_with_the_options_it_was_made_with(tmp_path: Path):
-    from tandem.flywheel.run import TurnMismatch, check_resumed_config
+    from tandem.flywheel.workdir import TurnMismatch, check_resumed_config
 
     out = tmp_path / "run"
     (out / "turns").mkdir(parents=True)
@@ -640,7 +641,7 @@ def test_the_report_renders_every_turn_from_stage_records_alone(tmp_path: Path):
 
 
 def test_a_run_is_resumed_only_on_its_own_home(tmp_path: Path):
-    from tandem.flywheel.run import TurnMismatch, resolve_home
+    from tandem.flywheel.workdir import TurnMismatch, resolve_home
 
     out, home = tmp_path / "run", tmp_path / "home"
     home.mkdir()
@@ -665,18 +666,18 @@ def test_simulated_signals_become_preference_and_kto_snapshots(
     give pairs, thumbs give KTO rows, the opted-out account's signals stay out."""
     import secrets
 
-    from tandem.api.app import create_app
     from tandem.flywheel.run import stage_dataset, stage_simulate
+    from tandem.web.app import create_app
 
     class ParityEngine(FakeEngine):
         """The answer depends only on the request's seed, never on the order concurrent
         requests arrive in: the two samples of a comparison get seeds n and n + 1, so one
         repeats the prompt (which follows many instructions) and the other says "ok"."""
 
-        async def stream(self, messages, params):  # type: ignore[no-untyped-def]
-            prompt = next(m.content for m in reversed(messages) if m.role == "user")
-            self.script = [prompt if (params.seed or 0) % 2 == 0 else "ok"]
-            async for chunk in super().stream(messages, params):
+        async def stream(self, prompt, params):  # type: ignore[no-untyped-def]
+            asked = next(m.content for m in reversed(prompt.messages) if m.role == "user")
+            self.script = [asked if (params.seed or 0) % 2 == 0 else "ok"]
+            async for chunk in super().stream(prompt, params):
                 yield chunk
 
     catalog = ModelCatalog(default_model="fake-model")

@@ -64,8 +64,8 @@ def train(method: str, snapshot: str, *extra: str) -> str:
 def test_signals_to_datasets_to_trained_versions_to_chat(home, live_server):
     from openai import OpenAI
 
-    from tandem.api.app import create_app
     from tandem.engines.setup import build_catalog
+    from tandem.web.app import create_app
 
     settings = Settings.from_env()
     catalog = build_catalog(settings)
@@ -147,10 +147,10 @@ def test_signals_to_datasets_to_trained_versions_to_chat(home, live_server):
     lineage = CliRunner().invoke(cli, ["models", "lineage"]).output
     for version in (sft, kto_version, dpo):
         assert version in lineage
-    from tandem.cli.main import _session
+    from tandem.cli.common import cli_session
     from tandem.store import ModelVersionRepo
 
-    with _session(settings) as session:
+    with cli_session(settings) as session:
         row = ModelVersionRepo(session).get(dpo)
         assert row.parent_id == BASE
         assert row.config["dataset"]["hash"] == snapshots["preference"].hash

@@ -11,16 +11,15 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import new_user
+from tandem.core.errors import Conflict, InvalidInput
 from tandem.core.generation import GenerationRecord, SamplingParams
 from tandem.rollout.gates import GateConfig, check_gates
 from tandem.rollout.promotion import GatesFailed, promote, rollback
 from tandem.rollout.routing import assigned_version
 from tandem.store import (
-    Conflict,
     EvalRepo,
     FeedbackRepo,
     GenerationRepo,
-    InvalidInput,
     ModelVersionRepo,
     RolloutRepo,
     UserRepo,
@@ -197,7 +196,7 @@ def test_promote_refused_on_failing_gates_then_recorded_and_rolled_back(session)
 
 @pytest.fixture
 def fast_app(settings, fake_catalog):
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     return create_app(
         dataclasses.replace(settings, rate_generation=None, rate_generation_per_key=None),

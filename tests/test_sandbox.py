@@ -280,7 +280,7 @@ def test_without_namespaces_the_code_never_runs(client, monkeypatch):
 def test_other_users_are_served_normally_while_a_run_misbehaves(
     settings, fake_catalog, live_server, monkeypatch
 ):
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     monkeypatch.setenv("TANDEM_SANDBOX_WALL_S", "2")
     # Alice chats as fast as she can; that is this test's load, not abuse to rate-limit.

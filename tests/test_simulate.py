@@ -76,10 +76,10 @@ class BadEngine(FakeEngine):
 class FlakyEngine(GoodEngine):
     """Fails (a backend error, 502) on about a third of the prompts, always the same ones."""
 
-    async def stream(self, messages, params):  # type: ignore[no-untyped-def]
-        if zlib.crc32(messages[-1].content.encode()) % 3 == 0:
+    async def stream(self, prompt, params):  # type: ignore[no-untyped-def]
+        if zlib.crc32(prompt.messages[-1].content.encode()) % 3 == 0:
             raise EngineError("the backend fell over")
-        async for chunk in super().stream(messages, params):
+        async for chunk in super().stream(prompt, params):
             yield chunk
 
 
@@ -99,7 +99,7 @@ def store_session(settings) -> Iterator[Session]:  # type: ignore[no-untyped-def
 @pytest.fixture
 def server(settings, live_server):  # type: ignore[no-untyped-def]
     """A live server whose default model is `good`; `bad` answers worse; `flaky` fails."""
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model="good")
     catalog.add(GoodEngine("good"))
@@ -347,7 +347,7 @@ def test_cli_prints_the_summary(server, tmp_path):
 def test_smoke_with_the_embedded_model(
     settings, onnx_engine, prepared_model, live_server, tmp_path
 ):
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model=prepared_model.version)
     catalog.add(onnx_engine)

@@ -7,12 +7,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from tandem.core.errors import Conflict, NotFound, PermissionDenied
 from tandem.store import (
     ApiKeyRepo,
-    Conflict,
     ModelVersionRepo,
-    NotFound,
-    PermissionDenied,
     SiteSettingsRepo,
     UserRepo,
     WebSessionRepo,

@@ -4,16 +4,13 @@ generation records, feedback, comparisons — and per-user isolation in every re
 import pytest
 
 from tandem.core import GenerationRecord, Message, SamplingParams
+from tandem.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tandem.store import (
     ComparisonRepo,
-    Conflict,
     ConversationRepo,
     CustomInstructionsRepo,
     FeedbackRepo,
     GenerationRepo,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
     ProfileRepo,
     UserRepo,
 )

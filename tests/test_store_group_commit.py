@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, event, func, select
 
-from tandem.store import InvalidInput, MemoryRepo, UserRepo, make_engine, migrate
+from tandem.core.errors import InvalidInput
+from tandem.store import MemoryRepo, UserRepo, make_engine, migrate
 from tandem.store.db import make_session_factory
 from tandem.store.group_commit import BatchSession, GroupCommit
 from tandem.store.models import Memory
@@ -127,7 +128,8 @@ def test_a_batch_of_ratings_is_applied_as_one_rating_after_another(engine: Engin
     # Ratings are applied together (Rating.apply_all: a few statements per batch, not per
     # rating); each gets what rate_message/rate_generation alone would give, in order.
     from tandem.core import GenerationRecord, Message, SamplingParams
-    from tandem.store import ConversationRepo, FeedbackRepo, GenerationRepo, NotFound
+    from tandem.core.errors import NotFound
+    from tandem.store import ConversationRepo, FeedbackRepo, GenerationRepo
     from tandem.store.feedback import Rating
 
     factory = make_session_factory(engine)

@@ -9,20 +9,19 @@ import pytest
 from tandem.chat.memory_requests import memory_request
 from tandem.chat.render import MEMORIES_HEADING, render_system_prompt
 from tandem.core import GenerationRecord, Message, SamplingParams
+from tandem.core.errors import Conflict, InvalidInput, NotFound
+from tandem.core.images import sniff_image_mime
 from tandem.store import (
-    Conflict,
     ConversationRepo,
     GenerationRepo,
     ImprovementRepo,
-    InvalidInput,
     MemoryRepo,
-    NotFound,
     UploadRepo,
     UserRepo,
 )
 from tandem.store.memories import MAX_MEMORIES
 from tandem.store.models import utcnow
-from tandem.store.uploads import sanitise_filename, sniff_image_mime
+from tandem.store.uploads import sanitise_filename
 
 
 @pytest.fixture

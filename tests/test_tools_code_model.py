@@ -14,8 +14,8 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture
 def code_client(settings, onnx_engine, prepared_model, monkeypatch):
-    from tandem.api.app import create_app
     from tandem.engines import ModelCatalog
+    from tandem.web.app import create_app
 
     monkeypatch.setenv("TANDEM_SANDBOX_WALL_S", "10")
     monkeypatch.setattr("tandem.tools.code.WRITE_CODE_MAX_TOKENS", 48)

@@ -286,7 +286,7 @@ def test_unfinished_files_are_resumed_on_start(settings, fake_catalog):
     """A file left `ingesting` by a crash is ingested from the start on the next start."""
     from fastapi.testclient import TestClient
 
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     with TestClient(create_app(settings, fake_catalog)) as client:
         alice = new_user(client, "alice@x.io")
@@ -323,17 +323,24 @@ def test_hybrid_search_ranks_the_rare_name_first(client):
 def _tool(
     client, headers, conv: str, query: str, citation_start: int = 1, knowledge=(), profile=None
 ):
+    from tandem.chat.tool_access import ConversationFiles, UserUploads
+    from tandem.store import ProfileRepo
     from tandem.tools.base import ToolContext, get_tool
 
     me = client.get("/api/auth/me", headers=headers).json()["id"]
+    sessions, settings = client.app.state.session_factory, client.app.state.settings
+    row = None
+    if profile is not None:
+        with sessions() as session:
+            row = ProfileRepo(session).get(me, profile)
+        # The knowledge files the chat would hand over (the test may name others).
+        row.knowledge_file_ids = list(knowledge)
     ctx = ToolContext(
-        user_id=me,
-        session_factory=client.app.state.session_factory,
-        settings=client.app.state.settings,
-        conversation_id=conv,
-        profile_id=profile,
+        me,
+        settings,
+        files=ConversationFiles(sessions, settings.home, me, conv, row),
+        uploads=UserUploads(sessions, settings.home, me),
         citation_start=citation_start,
-        knowledge_file_ids=tuple(knowledge),
     )
     return asyncio.run(get_tool("files").call(ctx, {"query": query}))
 
@@ -484,8 +491,8 @@ def test_unfinished_embeddings_resume_on_start_where_they_stopped(settings, fake
     from fastapi.testclient import TestClient
     from sqlalchemy import update
 
-    from tandem.api.app import create_app
     from tandem.store.files import FileChunkRow, FileRow
+    from tandem.web.app import create_app
 
     lines = "\n".join(f"Line {i} mentions gardens and weather number {i}." for i in range(600))
     with TestClient(create_app(settings, fake_catalog)) as client:
@@ -629,8 +636,8 @@ def test_a_chat_message_with_the_files_tool_cites_an_uploaded_file(
     the generation record has the files call."""
     from fastapi.testclient import TestClient
 
-    from tandem.api.app import create_app
     from tandem.engines import ModelCatalog
+    from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model=prepared_model.version)
     catalog.add(onnx_engine)

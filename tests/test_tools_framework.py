@@ -10,13 +10,13 @@ from typing import ClassVar
 import pytest
 
 from tandem.chat import ChatService
+from tandem.core.errors import InvalidInput
 from tandem.core.generation import SamplingParams, Usage
-from tandem.core.messages import Message
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
-from tandem.engines.base import Chunk
+from tandem.engines.base import Chunk, EncodedPrompt
 from tandem.engines.fake import FakeEngine
-from tandem.store import ConversationRepo, GenerationRepo, InvalidInput, ProfileRepo, UserRepo
+from tandem.store import ConversationRepo, GenerationRepo, ProfileRepo, UserRepo
 from tandem.tools.base import Citation, Tool, ToolContext, ToolResult, register_tool
 
 pytestmark = pytest.mark.anyio
@@ -73,8 +73,9 @@ class ToolCallingEngine(FakeEngine):
         self.offered: list[list[str]] = []
 
     async def stream(
-        self, messages: Sequence[Message], params: SamplingParams, tools: list | None = None
+        self, prompt: EncodedPrompt, params: SamplingParams, tools: list | None = None
     ) -> AsyncIterator[Chunk]:
+        messages = prompt.messages
         self.calls.append((list(messages), params))
         self.offered.append([t["function"]["name"] for t in tools or []])
         if tools and self.rounds:

@@ -102,7 +102,7 @@ def _backend(server: ImagesServer, **kw) -> ImageBackendConfig:
 @pytest.fixture
 def image_client(settings, fake_catalog, images_server):
     """The chat API with the fake images server configured as the image backend."""
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     configured = dataclasses.replace(settings, image_backend=_backend(images_server))
     with TestClient(create_app(configured, fake_catalog)) as client:
@@ -207,7 +207,7 @@ def test_with_a_backend_the_image_switch_is_offered(image_client):
 def test_a_failing_backend_is_a_clear_tool_error_and_never_a_failed_turn(
     settings, fake_catalog, images_server, mode, why
 ):
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     images_server.mode = mode
     backend = _backend(images_server, timeout_s=0.5)
@@ -229,7 +229,7 @@ def test_a_failing_backend_is_a_clear_tool_error_and_never_a_failed_turn(
 def test_an_image_url_on_an_address_the_admin_opened_is_fetched(
     settings, fake_catalog, images_server
 ):
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     images_server.mode = "url"
     configured = dataclasses.replace(
@@ -279,8 +279,8 @@ async def test_an_empty_or_failing_prompt_writer_falls_back_to_the_users_words()
 def test_the_embedded_model_writes_the_image_prompt(
     settings, onnx_engine, prepared_model, images_server
 ):
-    from tandem.api.app import create_app
     from tandem.engines import ModelCatalog
+    from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model=prepared_model.version)
     catalog.add(onnx_engine)

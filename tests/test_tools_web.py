@@ -283,7 +283,8 @@ def web_world(names, tandem_home):
 
 
 def _ctx(settings: Settings, start: int = 1) -> ToolContext:
-    return ToolContext(user_id="u1", session_factory=None, settings=settings, citation_start=start)  # type: ignore[arg-type]
+    # The web tool touches no files or uploads.
+    return ToolContext("u1", settings, files=None, uploads=None, citation_start=start)  # type: ignore[arg-type]
 
 
 @pytest.mark.anyio
@@ -395,7 +396,7 @@ async def test_a_chat_turn_with_web_stores_cited_sources_and_records_the_call(
 def test_the_embedded_model_answers_from_web_sources(
     tandem_home, onnx_engine, prepared_model, docs
 ):
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model=prepared_model.version)
     catalog.add(onnx_engine)

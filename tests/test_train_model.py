@@ -83,9 +83,9 @@ def run_cli(*args: str) -> str:
 
 
 def only_child(parent: str):
-    from tandem.cli.main import _session
+    from tandem.cli.common import cli_session
 
-    with _session(Settings.from_env()) as session:
+    with cli_session(Settings.from_env()) as session:
         rows = [r for r in ModelVersionRepo(session).list() if r.parent_id == parent]
         assert len(rows) == 1, [r.id for r in rows]
         session.expunge(rows[0])
@@ -128,8 +128,8 @@ def row_home(root: Path) -> Path:
 def test_dpo_version_is_chattable_through_v1_without_a_restart(home, tmp_path, live_server):
     from openai import OpenAI
 
-    from tandem.api.app import create_app
     from tandem.engines.setup import build_catalog
+    from tandem.web.app import create_app
 
     settings = Settings.from_env()
     catalog = build_catalog(settings)

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tandem.cli.main import app
+from tandem.core.errors import InvalidInput, NotFound
 from tandem.core.settings import Settings
 from tandem.engines.fake import FakeEngine
 from tandem.engines.setup import build_catalog
@@ -22,7 +23,7 @@ from tandem.registry.versions import (
     set_status,
     write_version_files,
 )
-from tandem.store import InvalidInput, ModelVersionRepo, NotFound
+from tandem.store import ModelVersionRepo
 
 BASE = "base-model"
 
@@ -134,9 +135,9 @@ def test_lineage_survives_a_self_parent():
 def test_models_lineage_and_set_status_commands(tandem_home):
     runner = CliRunner()
     assert "no model versions yet" in runner.invoke(app, ["models", "lineage"]).output
-    from tandem.cli.main import _session
+    from tandem.cli.common import cli_session
 
-    with _session(Settings.from_env()) as session:
+    with cli_session(Settings.from_env()) as session:
         repo = ModelVersionRepo(session)
         repo.upsert(BASE, status="production")
         repo.upsert("child", parent_id=BASE, config={"method": "sft"})
@@ -145,12 +146,12 @@ def test_models_lineage_and_set_status_commands(tandem_home):
         f"{BASE}  production",
         "└── child  candidate  sft",
     ]
-    assert runner.invoke(app, ["models", "lineage", "nope"]).exit_code == 1
+    assert runner.invoke(app, ["models", "lineage", "nope"]).exit_code == 3
     changed = runner.invoke(app, ["models", "set-status", "child", "production"])
     assert json.loads(changed.output) == {"id": "child", "status": "production"}
     bad = runner.invoke(app, ["models", "set-status", "child", "shipped"])
     assert bad.exit_code == 2 and "status must be one of" in bad.output
-    assert runner.invoke(app, ["models", "set-status", "nope", "retired"]).exit_code == 1
+    assert runner.invoke(app, ["models", "set-status", "nope", "retired"]).exit_code == 3
 
 
 def test_reward_versions_are_registered_but_not_served(tandem_home, tmp_path):

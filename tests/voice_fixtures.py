@@ -82,7 +82,7 @@ def mic_web_with(
     mic_browser: Any, settings: Any, live_server: Callable[..., str]
 ) -> Iterator[Callable[[Any], Web]]:
     """`mic_web_with(catalog)`: like `web_with`, in the browser whose microphone speaks."""
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     made: list[Web] = []
 

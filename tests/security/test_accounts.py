@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import new_user
-from tandem.api.app import create_app
 from tandem.cli.main import app as cli
-from tandem.core.credentials import common_passwords
+from tandem.store.credentials import common_passwords
+from tandem.web.app import create_app
 
 
 def _signup(client, email: str, password: str):
@@ -80,7 +80,7 @@ def test_existing_weak_passwords_still_log_in(app, client):
 def test_cli_refuses_a_common_password(tandem_home):
     runner = CliRunner()
     r = runner.invoke(cli, ["users", "create", "ada@x.io", "--password", "iloveyou1"])
-    assert r.exit_code == 1 and "most common" in r.output
+    assert r.exit_code == 2 and "most common" in r.output
     r = runner.invoke(cli, ["users", "create", "ada@x.io", "--password", "a fine passphrase"])
     assert r.exit_code == 0, r.output
 

@@ -57,9 +57,9 @@ LONG = " ".join(f"w{i}" for i in range(300))  # echoed word by word: 300 x 20 ms
 
 @pytest.fixture
 def slow_app(settings):
-    from tandem.api.app import create_app
     from tandem.engines import ModelCatalog
     from tandem.engines.fake import FakeEngine
+    from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model="fake-model")
     catalog.add(FakeEngine("fake-model", delay_s=0.02))

@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from tandem.api.app import create_app
 from tandem.store import bootstrap_admin, make_engine, make_session_factory, migrate
 from tandem.store.models import User
 from tandem.store.users import BOOTSTRAP_ADMIN_EMAIL, UserRepo
+from tandem.web.app import create_app
 
 ADMIN_KEY = "tk-" + "Q7vR2mXw9LpZ4sKt8NbY3cHd6FgJ1aUe5WqTz0Ro"
 NEW_ADMIN_KEY = "tk-" + "Lm3Nb8Vc2Xz7Qw4Er9Ty1Ui6Op5As0DfGhJkPz2W"
@@ -43,7 +43,7 @@ def test_signing_up_as_the_bootstrap_address_is_refused(client, email):
 
 
 def test_the_cli_cannot_create_the_bootstrap_address_either(session):
-    from tandem.store import Conflict
+    from tandem.core.errors import Conflict
 
     with pytest.raises(Conflict, match="reserved"):
         UserRepo(session).create(BOOTSTRAP_ADMIN_EMAIL, ATTACKER_PASSWORD)

@@ -46,7 +46,7 @@ from schemathesis.specs.openapi.checks import (
 
 from conftest import new_user
 from strict_fake_engines import SeededFakeEngine
-from tandem.api.app import create_app
+from tandem.web.app import create_app
 
 CHECKS = [
     not_a_server_error,

@@ -96,7 +96,7 @@ def test_without_an_allowlist_no_origin_gets_cors(client):
 
 @pytest.fixture
 def cors_client(settings, fake_catalog):
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     allowed = dataclasses.replace(settings, cors_origins=("https://app.example.com",))
     with TestClient(create_app(allowed, fake_catalog)) as c:

@@ -83,7 +83,7 @@ def test_a_local_cookie_session_still_needs_the_csrf_header(client: TestClient):
 def test_allowed_hosts_refuse_other_hosts(settings, fake_catalog):
     from dataclasses import replace
 
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     app = create_app(
         replace(settings, allowed_hosts=("tandem.example", "*.tandem.example")), fake_catalog

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import new_user
-from tandem.api.app import create_app
 from tandem.core.settings import RateLimit, Settings
+from tandem.web.app import create_app
 
 
 class Clock:

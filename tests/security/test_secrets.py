@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import _free_port, new_user
-from tandem.api.app import create_app
 from tandem.cli.main import app as cli
-from tandem.core.credentials import WeakSecret, weak_secret_reason
 from tandem.core.settings import BackendConfig, ImageBackendConfig, Settings
+from tandem.store.credentials import WeakSecret, weak_secret_reason
+from tandem.web.app import create_app
 
 PASSWORD = "a secret passphrase 7"
 ADMIN_KEY = "tk-admin-Qm9vWmF0aGVyLTZ1bmtJc2FTZWNyZXQ"

@@ -95,7 +95,7 @@ def _drive(site: FakeSite, names: dict, attempt: Callable[[str], str | None]) ->
 
 @pytest.fixture
 def files_client(settings: Any, fake_catalog: Any) -> Iterator[TestClient]:
-    from tandem.api.app import create_app
+    from tandem.web.app import create_app
 
     opened = dataclasses.replace(settings, fetch_allow_private=("public.test",))
     with TestClient(create_app(opened, fake_catalog)) as client:
@@ -177,7 +177,7 @@ def test_the_web_tool_refuses_every_private_spelling(site, names, tandem_home: P
         search=f"local:{docs}",
         fetch_allow_private=("public.test",),
     )
-    ctx = ToolContext(user_id="u1", session_factory=None, settings=settings)  # type: ignore[arg-type]
+    ctx = ToolContext("u1", settings, files=None, uploads=None)  # type: ignore[arg-type]
     tool = get_tool("web")
 
     def attempt(url: str) -> str | None:

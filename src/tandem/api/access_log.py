@@ -2,7 +2,7 @@
 URL (`?api_key=…`, `?token=…`) or private text (`?q=…`), and log files are read by more people
 and kept longer than the database. Paths carry only ids.
 
-    install_access_log_redaction()    # idempotent; create_app calls it
+    install_access_log_redaction()    # idempotent; create_api calls it
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The FastAPI application: OpenAI-compatible `/v1`, the native `/api`, authentication.
+"""The JSON half of the app: OpenAI-compatible `/v1`, the native `/api`, authentication, and
+the middleware, state and lifespan every route relies on. The served app adds the web pages on
+top of it (the app factory in the web layer calls `create_api`).
 
-    from tandem.api.app import create_app
-    app = create_app(Settings.from_env())          # catalog from tandem.engines.setup
-    uvicorn.run(app, host="127.0.0.1", port=8000)
+    app = create_api(Settings.from_env())          # catalog from tandem.engines.setup
 
 On startup the database is migrated to the latest schema and, when TANDEM_ADMIN_API_KEY is
 set, an admin account that this key logs into is created (once).
@@ -47,16 +47,15 @@ from tandem.api.routes import (
 )
 from tandem.api.security_headers import SecurityHeaders
 from tandem.chat import ChatService
-from tandem.core.credentials import check_admin_api_key
+from tandem.core.images import MAX_UPLOAD_BYTES
 from tandem.core.settings import Settings, make_private_dir
 from tandem.engines import ModelCatalog
 from tandem.store import bootstrap_admin, make_engine, make_session_factory, migrate
+from tandem.store.credentials import check_admin_api_key
 from tandem.store.files import MAX_FILE_BYTES
 from tandem.store.group_commit import GroupCommit
-from tandem.store.uploads import MAX_UPLOAD_BYTES
 from tandem.store.users import SESSION_TIMEOUTS, SessionTimeouts
 from tandem.voice import MAX_AUDIO_BYTES, VoiceService
-from tandem.web import api_docs, pages
 
 log = logging.getLogger("tandem.api")
 
@@ -83,8 +82,8 @@ ROUTERS = (
 )
 
 
-def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastAPI:
-    """Build the app. Without `catalog`, engines come from `tandem.engines.setup`, and the app
+def create_api(settings: Settings, catalog: ModelCatalog | None = None) -> FastAPI:
+    """Build the JSON app. Without `catalog`, engines come from `tandem.engines.setup`, and the app
     closes them on shutdown; a catalog passed in belongs to the caller."""
     # Before anything else: a guessable admin key outside development mode stops the start.
     if warning := check_admin_api_key(settings.admin_api_key, settings.development):
@@ -125,7 +124,7 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
         version=tandem.__version__,
         description="Chat with a model whose users' signals post-train its next version.",
         lifespan=lifespan,
-        # /docs and /redoc come from tandem.web.api_docs: pinned, vendored, no CDN.
+        # FastAPI's docs pages load Swagger UI from a CDN: the web layer serves its own.
         docs_url=None,
         redoc_url=None,
     )
@@ -173,6 +172,4 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     app.add_middleware(SecurityHeaders)  # outermost: 413s and CORS answers get them too
     for router in ROUTERS:
         app.include_router(router, responses=ERROR_RESPONSES)  # documented for every route
-    pages.install(app)  # the web app: pages at /, assets at /static
-    api_docs.install(app)  # /docs and /redoc
     return app

@@ -13,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tandem.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tandem.engines import ContextLengthExceeded, EngineError, ModelNotFound
-from tandem.store import Conflict, InvalidInput, NotFound, PermissionDenied
 from tandem.voice import AudioError, AudioTooLong, VoiceBusy, VoiceUnavailable
 
 log = logging.getLogger("tandem.api")

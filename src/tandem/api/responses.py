@@ -1,6 +1,6 @@
 """The error answers every route may give, documented once for the OpenAPI schema.
 
-Each route documents its success; these are added to all of them by `create_app`, so a client
+Each route documents its success; these are added to all of them by `create_api`, so a client
 (and the Schemathesis fuzz test, tests/security/test_fuzz_openapi.py) knows every status it
 can meet and that each carries the one error shape of `tandem.api.errors`.
 """

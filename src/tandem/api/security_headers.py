@@ -1,13 +1,13 @@
 """Security headers on every response: a strict Content-Security-Policy, no sniffing, no framing,
 no referrer beyond our own origin.
 
-    app.add_middleware(SecurityHeaders)        # done by tandem.api.app.create_app
+    app.add_middleware(SecurityHeaders)        # done by tandem.api.app.create_api
 
 The policy allows scripts, styles, fonts and fetches from our own origin only, and no inline
 script or style at all: even if some text ever slipped through the Markdown renderer as markup,
 the browser would refuse to run it. Images may also be `data:` and `blob:` URLs (attachment
 previews). A response that sets its own policy (uploads, file downloads: stricter still) keeps
-it. The interactive API docs (/docs, tandem.web.api_docs) get the same policy: they load a
+it. The interactive API docs (/docs) get the same policy: they load a
 vendored, pinned Swagger UI from this origin and start it from a static script (FastAPI's
 stock pages needed a CDN and inline script, and had a looser policy of their own).
 """

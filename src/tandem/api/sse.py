@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -45,10 +45,12 @@ def stream_error(exc: Exception) -> dict[str, Any]:
     return error_body(500, "internal server error", "internal_error")
 
 
-async def _guarded(events: AsyncIterator[str], request: Request) -> AsyncIterator[str]:
+async def _guarded(
+    events: AsyncGenerator[str, None], request: Request
+) -> AsyncGenerator[str, None]:
     checked = time.monotonic()
     try:
-        async with aclosing(events) as frames:  # type: ignore[type-var]
+        async with aclosing(events) as frames:
             async for frame in frames:
                 now = time.monotonic()
                 if now - checked >= RECHECK_S:
@@ -62,7 +64,9 @@ async def _guarded(events: AsyncIterator[str], request: Request) -> AsyncIterato
         yield sse({"type": "error", **stream_error(exc)})
 
 
-def sse_response(events: AsyncIterator[str], request: Request | None = None) -> StreamingResponse:
+def sse_response(
+    events: AsyncGenerator[str, None], request: Request | None = None
+) -> StreamingResponse:
     if request is not None:
         events = _guarded(events, request)
     # no-cache and X-Accel-Buffering stop proxies from holding tokens back.

@@ -22,7 +22,7 @@ finish_reason "cancelled".
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from fastapi import Request
@@ -65,7 +65,7 @@ def _done(turn: Turn) -> TurnPublic:
     )
 
 
-async def _events(turn: Turn) -> AsyncIterator[str]:
+async def _events(turn: Turn) -> AsyncGenerator[str, None]:
     if turn.user_message is not None:
         message = MessagePublic.of(turn.user_message).model_dump(mode="json")
         first: dict = {"type": "user_message", "message": message}

@@ -5,6 +5,10 @@
         ...
     pair.comparison                              # stored once both answers are recorded
 
+A chat message is answered this way on a share of turns (tandem.chat.context.draw_comparison):
+the admin's `comparison_rate` (default 0) with the `comparison_models` pair, or a rollout's own
+rate with its production version against a candidate that is `in_comparisons`.
+
 Both answers generate at once, and their chunks arrive interleaved as the engine makes them.
 When both are recorded the comparison is stored and the conversation continues from answer A
 (the sides are shuffled, so that is a random one of the two): someone who writes on without
@@ -16,15 +20,13 @@ both finish (stopped, failed) is not stored: there is nothing fair to vote on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Literal
+from collections.abc import AsyncGenerator
+from typing import Literal
 
+from tandem.chat.turn import Turn
 from tandem.engines.base import Chunk
-from tandem.store import ComparisonRepo, ConversationRepo
+from tandem.store import ComparisonRepo, ConversationRepo, SessionFactory, one_transaction
 from tandem.store.models import Comparison, Memory, StoredMessage
-
-if TYPE_CHECKING:
-    from tandem.chat.service import ChatService, Turn
 
 Side = Literal["a", "b"]
 SIDES: tuple[Side, Side] = ("a", "b")
@@ -37,7 +39,7 @@ class ComparisonTurn:
 
     def __init__(
         self,
-        service: ChatService,
+        session_factory: SessionFactory,
         user_id: str,
         conversation_id: str,
         question: StoredMessage,
@@ -45,7 +47,7 @@ class ComparisonTurn:
         turns: tuple[Turn, Turn],
         memory_saved: Memory | None = None,
     ) -> None:
-        self.service = service
+        self.session_factory = session_factory
         self.user_id = user_id
         self.conversation_id = conversation_id
         self.question = question
@@ -68,7 +70,7 @@ class ComparisonTurn:
     def notice(self) -> str | None:
         return self.turns["a"].notice or self.turns["b"].notice
 
-    async def stream(self) -> AsyncIterator[tuple[Side, Chunk]]:
+    async def stream(self) -> AsyncGenerator[tuple[Side, Chunk], None]:
         """Each side's chunks as they come. An engine failure on either side is raised after
         the other side is stopped; however the stream ends, both answers are recorded."""
         if self._started:
@@ -119,7 +121,8 @@ class ComparisonTurn:
         finished = all(
             t.generation is not None and t.generation.finish_reason in VOTABLE for t in (a, b)
         )
-        with self.service.session_factory() as session:
+        # One transaction: the comparison and the branch the chat goes on from.
+        with one_transaction(self.session_factory) as session:
             if finished and answers[0] is not None and answers[1] is not None:
                 self.comparison = ComparisonRepo(session).create(
                     self.user_id,

@@ -4,6 +4,8 @@
     # -> "What's the capital of Australia, and why not Sydney?"  (cut at a word, shown at once)
     await write_title(engine, question, answer)
     # -> "Capital of Australia"                                  (replaces it, or None)
+    task = titles.name_chat(user_id, conversation_id, question_id, engine, answer)
+    await task                                                   # the new title, or None
 
 A new chat is named from its first message at once (its first sentence, cut at a word), so the
 sidebar is never blank; once the first answer is in, the model names the exchange in a few words
@@ -16,11 +18,13 @@ a third of its titles pass ("The capital of Australia is Canberra", "is_palindro
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from tandem.core.generation import SamplingParams
 from tandem.core.messages import Message
 from tandem.engines.base import Engine, EngineError
+from tandem.store import ConversationRepo, SessionFactory
 
 TITLE_CHARS = 60
 MAX_TITLE_WORDS = 8
@@ -83,3 +87,56 @@ async def write_title(engine: Engine, question: str, answer: str) -> str | None:
     except (EngineError, ValueError):
         return None
     return clean_title(completion.text, question)
+
+
+class ChatTitles:
+    """Titles chats after their first answer, in the background (when settings.chat_titles)."""
+
+    def __init__(self, session_factory: SessionFactory) -> None:
+        self.session_factory = session_factory
+        self._background: set[asyncio.Task[str | None]] = set()
+
+    def name_chat(
+        self, user_id: str, conversation_id: str, question_id: str, engine: Engine, answer: str
+    ) -> asyncio.Task[str | None] | None:
+        """Have `engine` title the exchange, if `question_id` opens the chat and the chat still
+        has its placeholder; the task's result is the new title (None when the chat keeps the
+        one it has)."""
+        if not answer.strip():
+            return None
+        task = asyncio.create_task(
+            self._retitle(user_id, conversation_id, question_id, engine, answer)
+        )
+        # Held until done: the event loop keeps only weak references to tasks.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _retitle(
+        self, user_id: str, conversation_id: str, question_id: str, engine: Engine, answer: str
+    ) -> str | None:
+        def first_question() -> str | None:
+            """The question, when it opens the chat and the chat still has its placeholder."""
+            with self.session_factory() as session:
+                convs = ConversationRepo(session)
+                row = convs.get_message(user_id, question_id)
+                question = row.to_message().content
+                conv = convs.get(user_id, conversation_id)
+                opens = row.parent_id is None
+                return question if opens and conv.title == placeholder_title(question) else None
+
+        question = await asyncio.to_thread(first_question)
+        title = await write_title(engine, question, answer) if question else None
+        if question is None or title is None:
+            return None
+        placeholder = placeholder_title(question)
+
+        def rename() -> bool:
+            with self.session_factory() as session:
+                convs = ConversationRepo(session)
+                if convs.get(user_id, conversation_id).title != placeholder:
+                    return False  # renamed by the user meanwhile
+                convs.rename(user_id, conversation_id, title)
+                return True
+
+        return title if await asyncio.to_thread(rename) else None

@@ -12,47 +12,21 @@ tandem data import FILE --kind sft|preference|kto [--name NAME]
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
+from tandem.cli.common import CommandError, cli_session
 from tandem.core.settings import Settings
 from tandem.data.build import BuildConfig, BuildResult
 
 data_app = typer.Typer(help="Dataset snapshots built from users' signals (docs/datasets.md).")
 
 _HELP = {f.name: f.metadata.get("help", "") for f in fields(BuildConfig)}
-
-
-def _settings() -> Settings:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return Settings.from_env()
-
-
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    from tandem.store import make_engine, make_session_factory, migrate
-
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
 
 
 def _when(text: str | None) -> datetime | None:
@@ -120,37 +94,33 @@ def build(
     """Build a snapshot from the signals (opted-out users are never read)."""
     from tandem.data.build import build_snapshot
     from tandem.data.builders import load_demonstrations
-    from tandem.store import InvalidInput, PermissionDenied
 
-    settings = _settings()
-    try:
-        config = BuildConfig(
-            kind=kind,
-            since=_when(since),
-            until=_when(until),
-            profile_id=profile,
-            model_version=model_version,
-            reasons=tuple(reason or ()),
-            per_user_cap=per_user_cap,
-            test_fraction=test_fraction,
-            near_duplicate_threshold=near_duplicate_threshold,
-            name=name,
+    settings = Settings.from_env()
+    config = BuildConfig(
+        kind=kind,
+        since=_when(since),
+        until=_when(until),
+        profile_id=profile,
+        model_version=model_version,
+        reasons=tuple(reason or ()),
+        per_user_cap=per_user_cap,
+        test_fraction=test_fraction,
+        near_duplicate_threshold=near_duplicate_threshold,
+        name=name,
+    )
+    demos: list[Any] = []
+    demo_source = None
+    if demonstrations is not None:
+        demos, digest = load_demonstrations(demonstrations)
+        demo_source = f"{demonstrations.name} (sha256:{digest})"
+    with cli_session(settings) as session:
+        result = build_snapshot(
+            session,
+            settings.home,
+            config,
+            demonstrations=demos,
+            demonstrations_source=demo_source,
         )
-        demos: list[Any] = []
-        demo_source = None
-        if demonstrations is not None:
-            demos, digest = load_demonstrations(demonstrations)
-            demo_source = f"{demonstrations.name} (sha256:{digest})"
-        with _session(settings) as session:
-            result = build_snapshot(
-                session,
-                settings.home,
-                config,
-                demonstrations=demos,
-                demonstrations_source=demo_source,
-            )
-    except (InvalidInput, PermissionDenied) as exc:
-        raise _fail(exc) from None
     _report(result, as_json)
 
 
@@ -161,8 +131,7 @@ def list_(
     """Snapshots, newest first."""
     from tandem.store import DatasetRepo
 
-    settings = _settings()
-    with _session(settings) as session:
+    with cli_session() as session:
         rows = DatasetRepo(session).list_snapshots()
     if as_json:
         typer.echo(
@@ -196,18 +165,16 @@ def list_(
 @data_app.command("show")
 def show(ref: Annotated[str, typer.Argument(help="Snapshot id or hash prefix.")]) -> None:
     """A snapshot's card, and the number of signal ids it read."""
+    from tandem.core.errors import NotFound
     from tandem.data.snapshots import resolve_dataset, verify_snapshot
-    from tandem.store import DatasetRepo, InvalidInput, NotFound
+    from tandem.store import DatasetRepo
 
-    settings = _settings()
-    try:
-        snap = resolve_dataset(settings.home, ref)
-    except (NotFound, InvalidInput) as exc:
-        raise _fail(exc) from None
+    settings = Settings.from_env()
+    snap = resolve_dataset(settings.home, ref)
     typer.echo(snap.card_file.read_text(encoding="utf-8") if snap.card_file.exists() else "")
     typer.echo(f"path: {snap.path}")
     typer.echo(f"hash verified: {'yes' if verify_snapshot(snap) else 'NO, files were changed'}")
-    with _session(settings) as session:
+    with cli_session(settings) as session:
         try:
             signals = DatasetRepo(session).snapshot_signals(snap.id)
         except NotFound:
@@ -223,16 +190,11 @@ def export(
 ) -> None:
     """Copy a snapshot's files into DIR/<id>/ (readable by `datasets.load_dataset` as is)."""
     from tandem.data.snapshots import SNAPSHOT_FILES, resolve_dataset
-    from tandem.store import InvalidInput, NotFound
 
-    settings = _settings()
-    try:
-        snap = resolve_dataset(settings.home, ref)
-    except (NotFound, InvalidInput) as exc:
-        raise _fail(exc) from None
+    snap = resolve_dataset(Settings.from_env().home, ref)
     target = to / snap.id
     if target.exists():
-        raise _fail(FileExistsError(f"{target} already exists"))
+        raise CommandError(f"{target} already exists")
     target.mkdir(parents=True)
     for name in SNAPSHOT_FILES:
         if (snap.path / name).exists():
@@ -251,14 +213,10 @@ def import_(
     """Make external data a snapshot. Benchmark data (../shared/data/benchmarks/) is refused:
     it is evaluation-only."""
     from tandem.data.importing import import_file
-    from tandem.store import InvalidInput, PermissionDenied
 
-    settings = _settings()
-    try:
-        with _session(settings) as session:
-            result = import_file(
-                session, settings.home, file, kind, name=name, test_fraction=test_fraction
-            )
-    except (InvalidInput, PermissionDenied) as exc:
-        raise _fail(exc) from None
+    settings = Settings.from_env()
+    with cli_session(settings) as session:
+        result = import_file(
+            session, settings.home, file, kind, name=name, test_fraction=test_fraction
+        )
     _report(result, as_json)

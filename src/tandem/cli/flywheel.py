@@ -13,13 +13,13 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from tandem.cli.common import CommandError, ExitCode
 from tandem.cli.options import dataclass_options
 from tandem.flywheel.config import GROUPS, FlywheelConfig, field_help
 
@@ -61,10 +61,10 @@ def run(
     **options: Any,
 ) -> None:
     """Run (or resume) the turns and write report.md, summary.json and plots into --out."""
-    from tandem.flywheel.run import TurnMismatch, run_flywheel
+    from tandem.flywheel.run import run_flywheel
     from tandem.flywheel.server import default_models_from
+    from tandem.flywheel.workdir import TurnMismatch
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         config = FlywheelConfig.from_flat(options)
@@ -81,9 +81,8 @@ def run(
             cache_dir=cache or root / "eval-cache",
             models_from=models_from or default_models_from(),
         )
-    except TurnMismatch as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except TurnMismatch as exc:  # resuming a run with other options: a usage mistake
+        raise CommandError(str(exc), ExitCode.USAGE) from None
     summary = result.summary.to_dict()
     typer.echo(json.dumps({k: summary[k] for k in HEADLINE_KEYS}, indent=2))
     typer.echo(f"report: {out / 'report.md'}")
@@ -192,7 +191,7 @@ def _run_parameters() -> list[inspect.Parameter]:
     return own + top + groups
 
 
-run.__signature__ = inspect.Signature(_run_parameters())  # type: ignore[attr-defined]
+run.__signature__ = inspect.Signature(_run_parameters())  # type: ignore[attr-defined]  # Typer reads __signature__; functions do not declare it
 flywheel_app.command("run")(run)
 
 
@@ -204,8 +203,7 @@ def report(
     from tandem.flywheel.report import write_report
 
     if not (out / "run.json").exists():
-        typer.echo(f"error: {out} is not a flywheel run directory (no run.json)", err=True)
-        raise typer.Exit(1)
+        raise CommandError(f"{out} is not a flywheel run directory (no run.json)")
     summary = write_report(out).to_dict()
     typer.echo(json.dumps({k: summary[k] for k in HEADLINE_KEYS}, indent=2))
     typer.echo(f"wrote {out / 'report.md'}")

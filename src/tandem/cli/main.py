@@ -14,28 +14,32 @@ tandem eval arena-ratings --battles FILE.jsonl | online [--json] | refusal-agree
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import logging
 import os
 import sys
 import time
-from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tandem.cli.common import TandemGroup, prepared_catalog, print_error
 from tandem.cli.data import data_app
 from tandem.cli.evals import eval_app
 from tandem.cli.flywheel import flywheel_app
+from tandem.cli.models import models_app
 from tandem.cli.rollout import rollout_app
 from tandem.cli.simulate import simulate_app
-from tandem.cli.train import add_models_commands, train_app
+from tandem.cli.train import train_app
+from tandem.cli.users import users_app
 from tandem.core.settings import Settings, make_private_dir
 
-app = typer.Typer(help="tandem: a chat assistant that improves from its users' signals.")
-models_app = typer.Typer(help="Model versions in the registry.")
-users_app = typer.Typer(help="Accounts and API keys.")
+if TYPE_CHECKING:
+    from tandem.engines import ModelCatalog
+
+app = typer.Typer(
+    cls=TandemGroup, help="tandem: a chat assistant that improves from its users' signals."
+)
 app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
 app.add_typer(train_app, name="train")
@@ -44,51 +48,9 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(flywheel_app, name="flywheel")
-add_models_commands(models_app)
 
 HostOpt = Annotated[str, typer.Option(envvar="HOST", help="Interface to listen on.")]
 PortOpt = Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")]
-
-
-def _settings() -> Settings:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return Settings.from_env()
-
-
-@contextmanager
-def _session(settings: Settings):  # type: ignore[no-untyped-def]
-    """A database session on a migrated database."""
-    from tandem.store import make_engine, make_session_factory, migrate
-
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-def _prepare(settings: Settings):  # type: ignore[no-untyped-def]
-    from tandem.registry.embedded import load_prepared, prepare_embedded_model
-
-    if load_prepared(settings.home) is None:
-        typer.echo(
-            f"Preparing the embedded model into {settings.registry_dir} "
-            "(first start only, about a minute)…",
-            err=True,
-        )
-    prepared = prepare_embedded_model(settings.home)
-    with _session(settings) as session:
-        from tandem.registry.versions import register_prepared
-
-        register_prepared(session, prepared)
-    # The files tool's embedding model (ONNX export in a child process, once, ~10 s): done
-    # here so the first upload does not wait for it.
-    from tandem.retrieval.embedding_model import prepare_embedding_model
-
-    prepare_embedding_model(settings.home)
-    return prepared
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -113,20 +75,15 @@ def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     import psutil
     import uvicorn
 
-    from tandem.api.app import create_app
-    from tandem.core.credentials import WeakSecret, check_admin_api_key
-    from tandem.engines.setup import build_catalog
+    from tandem.store.credentials import check_admin_api_key
+    from tandem.web.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = _settings()
-    try:  # refused before a minute goes into preparing the model
-        check_admin_api_key(settings.admin_api_key, settings.development)
-    except WeakSecret as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    settings = Settings.from_env()
+    # WeakSecret (exit 2) before a minute goes into preparing the model.
+    check_admin_api_key(settings.admin_api_key, settings.development)
     make_private_dir(settings.home)  # 0700: every user's data lives there
-    _prepare(settings)
-    catalog = build_catalog(settings)
+    catalog = prepared_catalog(settings)
     catalog.get()  # load the default engine now, not on the first request
     application = create_app(settings, catalog)
     url = f"http://{host}:{port}"
@@ -147,14 +104,15 @@ def serve(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     )
 
 
-def _stream_local(model: str, history: list[dict[str, str]]):  # type: ignore[no-untyped-def]
+def _stream_local(catalog: ModelCatalog, model: str, history: list[dict[str, str]]) -> None:
     from tandem.core import Message, SamplingParams
 
     async def run() -> None:
-        engine = _chat_catalog.get(model)
+        engine = catalog.get(model)
+        # The REPL's history holds only "user" and "assistant" turns.
         messages = [Message.text(m["role"], m["content"]) for m in history]  # type: ignore[arg-type]
         reply = []
-        async for chunk in engine.stream(messages, SamplingParams()):
+        async for chunk in engine.stream(engine.encode(messages), SamplingParams()):
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
             reply.append(chunk.text)
@@ -186,9 +144,6 @@ def _stream_remote(url: str, key: str | None, model: str, history: list[dict[str
     history.append({"role": "assistant", "content": "".join(reply)})
 
 
-_chat_catalog = None  # the in-process catalog of `tandem chat` without --url
-
-
 @app.command()
 def chat(
     model: Annotated[
@@ -201,13 +156,9 @@ def chat(
     system: Annotated[str | None, typer.Option(help="A system message for the chat.")] = None,
 ) -> None:
     """Chat in the terminal, streaming. Commands: /new, /model [NAME], /quit."""
-    global _chat_catalog
-    settings = _settings()
-    if url is None:
-        from tandem.engines.setup import build_catalog
-
-        _prepare(settings)
-        _chat_catalog = build_catalog(settings)
+    settings = Settings.from_env()
+    # In-process engines unless --url names a server.
+    catalog = prepared_catalog(settings) if url is None else None
     current = model or settings.default_model
     history: list[dict[str, str]] = []
 
@@ -235,12 +186,12 @@ def chat(
         if line.startswith("/model"):
             name = line[len("/model") :].strip()
             if not name:
-                if _chat_catalog is not None:
-                    for info in _chat_catalog.list():
+                if catalog is not None:
+                    for info in catalog.list():
                         typer.echo(f"  {info.id}  ({info.backend})")
                 typer.echo(f"current: {current}")
             else:
-                if _chat_catalog is not None and name not in _chat_catalog:
+                if catalog is not None and name not in catalog:
                     typer.echo(f"no model {name!r}; /model lists them")
                     continue
                 current = name
@@ -249,9 +200,9 @@ def chat(
         history.append({"role": "user", "content": line})
         sys.stdout.write("assistant> ")
         try:
-            if url is None:
-                _stream_local(current, history)
-            else:
+            if catalog is not None:
+                _stream_local(catalog, current, history)
+            elif url is not None:
                 _stream_remote(url, api_key, current, history)
         except KeyboardInterrupt:
             history.pop()
@@ -259,110 +210,10 @@ def chat(
             continue
         except Exception as exc:
             history.pop()
-            typer.echo(f"\nerror: {exc}", err=True)
+            typer.echo(err=True)  # end the half-written "assistant> " line
+            print_error(str(exc))
             continue
         sys.stdout.write("\n")
-
-
-@models_app.command("list")
-def models_list() -> None:
-    """List model versions with their status and parent."""
-    settings = _settings()
-    from tandem.store import ModelVersionRepo
-
-    with _session(settings) as session:
-        rows = ModelVersionRepo(session).list()
-        if not rows:
-            typer.echo("no model versions yet: `tandem models prepare` or `tandem serve`")
-        for row in rows:
-            parent = f"  parent={row.parent_id}" if row.parent_id else ""
-            typer.echo(f"{row.id}  {row.status}  formats={','.join(row.formats)}{parent}")
-
-
-@models_app.command("show")
-def models_show(model_id: str) -> None:
-    """Show one version: status, files, lineage, card."""
-    settings = _settings()
-    from tandem.store import ModelVersionRepo, NotFound
-
-    with _session(settings) as session:
-        repo = ModelVersionRepo(session)
-        try:
-            row = repo.get(model_id)
-        except NotFound:
-            typer.echo(f"no model version {model_id!r}", err=True)
-            raise typer.Exit(1) from None
-        lineage = " <- ".join(v.id for v in repo.lineage(model_id))
-        typer.echo(f"id:       {row.id}\nstatus:   {row.status}\npath:     {row.base_path}")
-        typer.echo(f"formats:  {json.dumps(row.formats)}\nlineage:  {lineage}")
-        typer.echo(f"created:  {row.created_at:%Y-%m-%d %H:%M}")
-        if row.config:
-            typer.echo(f"config:   {json.dumps(row.config)}")
-        if row.card:
-            typer.echo("\n" + row.card)
-
-
-@models_app.command("prepare")
-def models_prepare(
-    fp32: Annotated[
-        bool,
-        typer.Option(
-            "--fp32",
-            help="Also build the fp32 ONNX model (~550 MB), served as <id>@onnx-fp32: the "
-            "reference's answers for evaluations, at int8's speed over 16 streams.",
-        ),
-    ] = False,
-) -> None:
-    """Prepare the embedded model now (serve does this on first start)."""
-    prepared = _prepare(_settings())
-    typer.echo(f"{prepared.version} ready in {prepared.root}")
-    if fp32:
-        from tandem.registry.embedded import FP32_ONNX_DIR, build_fp32_onnx
-
-        out = build_fp32_onnx(prepared.hf_dir, prepared.root / FP32_ONNX_DIR)
-        typer.echo(f"{prepared.version}@onnx-fp32 ready in {out}")
-
-
-@users_app.command("create")
-def users_create(
-    email: str,
-    password: Annotated[
-        str | None, typer.Option(help="Omit to be asked; '-' for an API-key-only account.")
-    ] = None,
-    admin: Annotated[bool, typer.Option(help="Make the account an administrator.")] = False,
-) -> None:
-    """Create an account."""
-    from tandem.store import Conflict, InvalidInput, UserRepo
-
-    if password is None:
-        password = getpass.getpass("password: ")
-    with _session(_settings()) as session:
-        try:
-            user = UserRepo(session).create(
-                email, None if password == "-" else password, is_admin=admin
-            )
-        except (Conflict, InvalidInput) as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1) from None
-        typer.echo(f"created {user.email}{' (admin)' if user.is_admin else ''}")
-
-
-@users_app.command("api-key")
-def users_api_key(
-    email: str, name: Annotated[str, typer.Option(help="A label for the key.")] = "cli"
-) -> None:
-    """Create an API key for an account and print it (shown once; only its hash is stored).
-    The one place tandem prints a secret, by design: it goes to stdout for the caller to keep,
-    never to a log."""
-    from tandem.store import ApiKeyRepo, UserRepo
-
-    with _session(_settings()) as session:
-        user = UserRepo(session).get_by_email(email)
-        if user is None:
-            typer.echo(f"no account {email!r}", err=True)
-            raise typer.Exit(1)
-        _, key = ApiKeyRepo(session).create(user.id, name=name)
-        typer.echo(key)
 
 
 if __name__ == "__main__":

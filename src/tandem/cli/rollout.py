@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from sqlalchemy.orm import Session
 
-from tandem.cli.db import cli_session as _session
+from tandem.cli.common import CommandError, ExitCode, cli_session
 
 rollout_app = typer.Typer(help="Roll model versions out: A/B shares, comparisons, gates.")
 
@@ -41,22 +39,6 @@ def _actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Store errors as one line on stderr and exit status 1, not a traceback."""
-    from tandem.store import Conflict, InvalidInput, NotFound
-
-    try:
-        yield
-    except (NotFound, Conflict, InvalidInput) as exc:
-        _fail(str(exc))
 
 
 def _registered(session: Session, version: str) -> None:
@@ -84,7 +66,7 @@ def status(profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
     """Production, candidates (shares, comparisons), gate verdicts and recent history."""
     from tandem.api.routes.rollouts import rollout_detail
 
-    with _session() as session, _errors():
+    with cli_session() as session:
         detail = rollout_detail(session, _rollout(session, profile))
     if as_json:
         typer.echo(json.dumps(detail, indent=2, default=str))
@@ -111,7 +93,7 @@ def set_production(version: str, reason: ReasonOpt = "", profile: ProfileOpt = N
     """Make VERSION production directly (the first time, or to override); no gates."""
     from tandem.store import RolloutRepo
 
-    with _session() as session, _errors():
+    with cli_session() as session:
         _registered(session, version)
         RolloutRepo(session).set_production(
             profile, version, None, reason, details={"actor": _actor()}
@@ -132,7 +114,7 @@ def add_candidate(
     """Serve VERSION to a sticky share of users and/or pit it against production."""
     from tandem.store import RolloutRepo
 
-    with _session() as session, _errors():
+    with cli_session() as session:
         _registered(session, version)
         rollout = _rollout(session, profile)
         RolloutRepo(session).add_candidate(rollout.id, version, share, comparisons, None, reason)
@@ -152,7 +134,7 @@ def update_candidate(
     """Change a candidate's traffic share or comparison flag."""
     from tandem.store import RolloutRepo
 
-    with _session() as session, _errors():
+    with cli_session() as session:
         rollout = _rollout(session, profile)
         c = RolloutRepo(session).update_candidate(
             rollout.id, version, None, reason, traffic_share=share, in_comparisons=comparisons
@@ -165,7 +147,7 @@ def remove_candidate(version: str, reason: ReasonOpt = "", profile: ProfileOpt =
     """Stop serving a candidate."""
     from tandem.store import RolloutRepo
 
-    with _session() as session, _errors():
+    with cli_session() as session:
         rollout = _rollout(session, profile)
         RolloutRepo(session).remove_candidate(rollout.id, version, None, reason)
     typer.echo(f"removed candidate {version}")
@@ -178,7 +160,7 @@ def check(version: str, profile: ProfileOpt = None, as_json: JsonOpt = False) ->
     from tandem.rollout.gates import check_gates
     from tandem.store import RolloutRepo
 
-    with _session() as session, _errors():
+    with cli_session() as session:
         rollout = _rollout(session, profile)
         report = check_gates(session, rollout, version)
         RolloutRepo(session).record_gate_check(rollout.id, version, report.to_dict(), None)
@@ -187,7 +169,7 @@ def check(version: str, profile: ProfileOpt = None, as_json: JsonOpt = False) ->
     else:
         _print_report(report)
     if not report.passed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @rollout_app.command("promote")
@@ -203,15 +185,15 @@ def promote(
     from tandem.rollout.promotion import GatesFailed
     from tandem.rollout.promotion import promote as do_promote
 
-    with _session() as session, _errors():
+    with cli_session() as session:
         rollout = _rollout(session, profile)
         try:
             report, _ = do_promote(
                 session, rollout, version, None, reason, force=force, actor_name=_actor()
             )
-        except GatesFailed as exc:
+        except GatesFailed as exc:  # a Conflict, but failing gates are `check`'s exit 1 too
             _print_report(exc.report)
-            _fail("promotion refused: the gates failed")
+            raise CommandError("promotion refused: the gates failed") from None
     _print_report(report)
     typer.echo(f"production: {version}{' (forced)' if not report.passed else ''}")
 
@@ -221,7 +203,7 @@ def rollback(reason: ReasonOpt, profile: ProfileOpt = None) -> None:
     """Production back to the version it replaced, in one command."""
     from tandem.rollout.promotion import rollback as do_rollback
 
-    with _session() as session, _errors():
+    with cli_session() as session:
         rollout = do_rollback(session, _rollout(session, profile), None, reason, _actor())
         version = rollout.production_version
     typer.echo(f"production: {version} (rolled back)")

@@ -9,7 +9,6 @@ The options' help comes from `tandem.simulate.config.SimulationConfig`.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +26,7 @@ _HELP = field_help()
 
 def _opt(name: str, **kwargs: object) -> typer.models.OptionInfo:
     flag = "--" + name.replace("_", "-")
-    return typer.Option(flag, help=_HELP[name], **kwargs)  # type: ignore[arg-type]
+    return typer.Option(flag, help=_HELP[name], **kwargs)  # type: ignore[arg-type]  # passed through to Typer unchanged
 
 
 @simulate_app.command("run")
@@ -67,7 +66,6 @@ def run(
     from tandem.simulate import SimulationConfig, run_simulation
     from tandem.simulate.driver import load_examples
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         config = SimulationConfig(
             base_url=base_url.rstrip("/"),

@@ -1,5 +1,4 @@
-"""`tandem train sft|dpo|kto|reward` and the registry commands `tandem models lineage` and
-`tandem models set-status`.
+"""`tandem train sft|dpo|kto|reward`: post-train a model version and register the result.
 
 The training options are generated from `tandem.train.config.TrainConfig`: one `--option` per
 field, with the field's help text, so the CLI, the YAML file and the saved config never drift.
@@ -8,31 +7,30 @@ field, with the field's help text, so the CLI, the YAML file and the saved confi
     tandem train sft --dataset SNAPSHOT --base smollm2-135m-instruct --config configs/train/sft.yaml
     accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml \
         -m tandem.train dpo --dataset SNAPSHOT --base smollm2-135m-instruct
-    tandem models lineage [VERSION]
-    tandem models set-status VERSION production
 """
 
 from __future__ import annotations
 
 import inspect
-import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from tandem.cli.common import TandemGroup
 from tandem.cli.options import dataclass_options
 from tandem.core.settings import DEFAULT_MODEL_VERSION, Settings
+from tandem.core.signals import TRAIN_METHODS
 from tandem.train.config import (
     DEFAULT_LEARNING_RATE,
-    METHODS,
     TrainConfig,
     field_help,
     field_types,
 )
 
+# Its own root group too: `python -m tandem.train` (tandem.train.__main__) runs it without `tandem`.
 train_app = typer.Typer(
+    cls=TandemGroup,
     help="Post-train a model version with TRL (LoRA by default) and register the result.",
     no_args_is_help=True,
 )
@@ -45,32 +43,23 @@ _SUMMARY = {
 }
 
 
-def _settings() -> Settings:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return Settings.from_env()
-
-
 def _run(method: str, values: dict[str, Any]) -> None:
-    from tandem.train.config import ConfigError, resolve_config
+    from tandem.train.config import resolve_config
     from tandem.train.run import train
 
-    settings = _settings()
+    settings = Settings.from_env()
     overrides = {k: values.pop(k) for k in list(values) if k in field_types()}
-    try:
-        config = resolve_config(method, values["config"], overrides)
-        result = train(
-            method,
-            values["dataset"],
-            values["base"],
-            home=settings.home,
-            database_url=settings.database_url,
-            config=config,
-            output_version=values["output_version"],
-            resume=values["resume"],
-        )
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    config = resolve_config(method, values["config"], overrides)
+    result = train(
+        method,
+        values["dataset"],
+        values["base"],
+        home=settings.home,
+        database_url=settings.database_url,
+        config=config,
+        output_version=values["output_version"],
+        resume=values["resume"],
+    )
     if result.root is None:  # a non-main process under accelerate launch
         return
     m = result.metrics
@@ -141,7 +130,7 @@ def _make_command(method: str) -> Any:
     params = fixed + dataclass_options(
         TrainConfig, field_help(), defaults=False, panel="Training config"
     )
-    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # Typer reads __signature__; functions do not declare it
     command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
     lr = DEFAULT_LEARNING_RATE[method]
     command.__doc__ = f"{_SUMMARY[method]} Default learning rate {lr:g} (LoRA)."
@@ -149,52 +138,5 @@ def _make_command(method: str) -> Any:
     return command
 
 
-for _method in METHODS:
+for _method in TRAIN_METHODS:
     train_app.command(_method)(_make_command(_method))
-
-
-# -- registry commands (attached to `tandem models` by tandem.cli.main) ---------------------
-
-
-def lineage(
-    version: Annotated[str | None, typer.Argument(help="Show only this version's branch.")] = None,
-) -> None:
-    """Print the tree of model versions (parent -> children) with status, method, data hash."""
-    from tandem.cli.main import _session
-    from tandem.registry.lineage import render_lineage
-    from tandem.store import ModelVersionRepo
-
-    with _session(_settings()) as session:
-        rows = ModelVersionRepo(session).list()
-        try:
-            text = render_lineage(rows, focus=version)
-        except LookupError:
-            typer.echo(f"no model version {version!r}", err=True)
-            raise typer.Exit(1) from None
-    typer.echo(text or "no model versions yet: `tandem models prepare` or `tandem serve`")
-
-
-def set_status(
-    version: Annotated[str, typer.Argument(help="The model version.")],
-    status: Annotated[str, typer.Argument(help="candidate, production or retired.")],
-) -> None:
-    """Set a version's status (candidate / production / retired)."""
-    from tandem.cli.main import _session
-    from tandem.registry.versions import set_status as set_version_status
-    from tandem.store import InvalidInput, NotFound
-
-    with _session(_settings()) as session:
-        try:
-            row = set_version_status(session, version, status)
-        except NotFound:
-            typer.echo(f"no model version {version!r}", err=True)
-            raise typer.Exit(1) from None
-        except InvalidInput as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(json.dumps({"id": row.id, "status": row.status}))
-
-
-def add_models_commands(models_app: typer.Typer) -> None:
-    models_app.command("lineage")(lineage)
-    models_app.command("set-status")(set_status)

@@ -24,7 +24,7 @@ TANDEM_ALLOWED_HOSTS   comma-separated host names (`*.example.com` allowed) the 
 TANDEM_CORS_ORIGINS    comma-separated origins (scheme://host[:port]) whose pages may call the
                        API from a browser; default empty: same-origin only. "*" is refused.
 TANDEM_ENV             "production" (default) or "development"; only development serves with a
-                       guessable TANDEM_ADMIN_API_KEY (tandem.core.credentials)
+                       guessable TANDEM_ADMIN_API_KEY (tandem.store.credentials)
 TANDEM_RATE_GENERATION          answers one user may ask for, "COUNT/PERIOD" (default 120/min;
                                 "off" disables); every key and session of the user shares it
 TANDEM_RATE_GENERATION_PER_KEY  the same for one API key (default 60/min)

@@ -8,13 +8,6 @@ immutable content-hashed snapshots that TRL's trainers read unchanged.
 May import tandem.core and tandem.store only (docs/datasets.md describes the formats and rules).
 """
 
-from tandem.data.snapshots import (
-    COLUMNS,
-    KINDS,
-    Snapshot,
-    list_snapshots,
-    load_snapshot,
-    resolve_dataset,
-)
+from tandem.data.snapshots import Snapshot, list_snapshots, load_snapshot, resolve_dataset
 
-__all__ = ["COLUMNS", "KINDS", "Snapshot", "list_snapshots", "load_snapshot", "resolve_dataset"]
+__all__ = ["Snapshot", "list_snapshots", "load_snapshot", "resolve_dataset"]

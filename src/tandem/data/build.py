@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import InvalidInput
+from tandem.core.signals import DATASET_KINDS, FEEDBACK_REASONS
 from tandem.data.builders import (
     PAIRING_RULES,
     Example,
@@ -29,10 +31,8 @@ from tandem.data.builders import (
 from tandem.data.card import render_card
 from tandem.data.dedup import deduplicate
 from tandem.data.scrub import scrub_row
-from tandem.data.snapshots import KINDS, Snapshot, canonical_line, write_snapshot
+from tandem.data.snapshots import Snapshot, canonical_line, write_snapshot
 from tandem.store.datasets import DatasetRepo, DatasetSnapshotRow, SignalFilters, SnapshotRecord
-from tandem.store.errors import InvalidInput
-from tandem.store.models import FEEDBACK_REASONS
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ class BuildConfig:
     name: str = field(default="", metadata={"help": "a label shown in listings"})
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise InvalidInput(f"kind must be one of {list(KINDS)}")
+        if self.kind not in DATASET_KINDS:
+            raise InvalidInput(f"kind must be one of {list(DATASET_KINDS)}")
         unknown = sorted(set(self.reasons) - set(FEEDBACK_REASONS))
         if unknown:
             raise InvalidInput(f"unknown reasons {unknown}; allowed: {list(FEEDBACK_REASONS)}")

@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tandem.core.errors import InvalidInput
 from tandem.core.messages import ROLES, Message
 from tandem.store.datasets import Answer, ImprovedAnswer, RatedAnswer, VotedPair
-from tandem.store.errors import InvalidInput
 
 PAIRING_RULES = (
     "comparison a/b → the voted answer is chosen, the other rejected; "

@@ -81,15 +81,15 @@ def deduplicate(
             continue
         sh = shingles(normalize(text))
         signature = minhash(sh)
-        keys = [
+        bands = [
             (band, signature[band * rows : (band + 1) * rows].tobytes()) for band in range(BANDS)
         ]
-        candidates = {other for key in keys for other in buckets.get(key, ())}
+        candidates = {other for band_key in bands for other in buckets.get(band_key, [])}
         if any(jaccard(sh, kept_shingles[other]) >= threshold for other in sorted(candidates)):
             near += 1
             continue
         kept.append(index)
         kept_shingles[index] = sh
-        for key in keys:
-            buckets.setdefault(key, []).append(index)
+        for band_key in bands:
+            buckets.setdefault(band_key, []).append(index)
     return kept, exact, near

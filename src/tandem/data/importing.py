@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tandem.core.benchmarks import benchmark_dirs
+from tandem.core.errors import InvalidInput, PermissionDenied
+from tandem.core.signals import DATASET_COLUMNS, DATASET_KINDS, DatasetKind, is_dataset_kind
 from tandem.data.build import BuildResult, finish_snapshot
 from tandem.data.builders import Example
-from tandem.data.snapshots import COLUMNS, KINDS
-from tandem.store.errors import InvalidInput, PermissionDenied
 
 MAX_IMPORT_BYTES = 2_000_000_000
 
@@ -95,11 +95,11 @@ def _valid_messages(value: Any) -> bool:
     )
 
 
-def validate_rows(rows: list[dict[str, Any]], kind: str, name: str) -> list[dict[str, Any]]:
+def validate_rows(rows: list[dict[str, Any]], kind: DatasetKind, name: str) -> list[dict[str, Any]]:
     """Exactly TRL's columns for `kind`; `messages` a message list; the other text columns all
     plain strings or all message lists (a mix would not load as one Arrow column); `label` a
     bool."""
-    wanted = COLUMNS[kind]
+    wanted = DATASET_COLUMNS[kind]
     shapes: dict[str, str] = {}
     out = []
     for number, row in enumerate(rows, 1):
@@ -146,8 +146,8 @@ def import_file(
 ) -> BuildResult:
     """Validate `path` as a `kind` dataset and make it a snapshot (scrubbed and deduplicated
     like every build)."""
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {list(KINDS)}")
+    if not is_dataset_kind(kind):
+        raise InvalidInput(f"kind must be one of {list(DATASET_KINDS)}")
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file")

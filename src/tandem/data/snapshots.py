@@ -35,16 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import tandem
+from tandem.core.errors import InvalidInput, NotFound
 from tandem.core.jsonl import read_jsonl as read_jsonl_objects
-from tandem.store.errors import InvalidInput, NotFound
+from tandem.core.signals import DATASET_COLUMNS, DATASET_KINDS, DatasetKind
 
-KINDS: tuple[str, ...] = ("sft", "preference", "kto")
-# TRL's column names, exactly: SFTTrainer, DPOTrainer/RewardTrainer, KTOTrainer.
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "sft": ("messages",),
-    "preference": ("prompt", "chosen", "rejected"),
-    "kto": ("prompt", "completion", "label"),
-}
 HASH_ALGORITHM = "sha256"
 SNAPSHOT_FILES = (
     "train.jsonl",
@@ -62,7 +56,7 @@ class Snapshot:
     """A dataset TRL can read: `train_file`/`test_file` are JSONL in TRL's column names."""
 
     id: str
-    kind: str
+    kind: DatasetKind
     hash: str
     path: Path
     train_file: Path
@@ -126,9 +120,9 @@ def in_test_split(row: Mapping[str, Any], test_fraction: float) -> bool:
     return bucket < test_fraction
 
 
-def infer_kind(columns: Iterable[str]) -> str | None:
+def infer_kind(columns: Iterable[str]) -> DatasetKind | None:
     cols = set(columns)
-    for kind, wanted in COLUMNS.items():
+    for kind, wanted in DATASET_COLUMNS.items():
         if cols == set(wanted):
             return kind
     return None
@@ -162,8 +156,8 @@ def write_snapshot(
     `created` is False when a snapshot with the same content already exists: nothing is written
     then, and the existing one (with its original manifest) is returned.
     """
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {KINDS}")
+    if kind not in DATASET_KINDS:
+        raise InvalidInput(f"kind must be one of {DATASET_KINDS}")
     if not rows:
         raise InvalidInput("no examples matched: a snapshot needs at least one row")
     # Identical rows from different signals collapse into one row listing every source.
@@ -210,7 +204,7 @@ def write_snapshot(
             "id": snapshot_id,
             "kind": kind,
             "hash": hash_,
-            "columns": list(COLUMNS[kind]),
+            "columns": list(DATASET_COLUMNS[kind]),
             "counts": {**manifest.get("counts", {}), "train": len(train), "test": len(test)},
             "test_fraction": test_fraction,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -336,7 +330,7 @@ def _from_files(train: Path, test: Path | None) -> Snapshot:
     if kind is None:
         raise InvalidInput(
             f"{train}: columns must be one of "
-            + ", ".join(f"{k}: {list(c)}" for k, c in COLUMNS.items())
+            + ", ".join(f"{k}: {list(c)}" for k, c in DATASET_COLUMNS.items())
         )
     train_bytes = train.read_bytes()
     test_bytes = test.read_bytes() if test else b""

@@ -4,6 +4,15 @@ Every backend (the embedded ONNX engine, transformers, any OpenAI-compatible ser
 engine of the tests) implements `stream`; `complete` and `complete_batch` derive from it.
 Closing a stream early (the client went away, the user pressed stop) cancels the generation
 and frees its place in the batch.
+
+    prompt = engine.encode(messages)        # rendered and tokenized once
+    engine.check(prompt, params)            # ContextLengthExceeded before anything streams
+    async for chunk in engine.stream(prompt, params):
+        ...
+    cut_loops(prompt, params, engine.stream(prompt, params))   # ends a loop early ("loop")
+
+The prompt a request was checked with is the prompt the model reads: a chat turn renders and
+tokenizes its conversation once, not once to check its length and again to generate.
 """
 
 from __future__ import annotations
@@ -11,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from tandem.core.generation import Completion, SamplingParams, Usage
 from tandem.core.messages import Message
+from tandem.engines.loops import LoopDetector
 
 
 @dataclass
@@ -60,6 +71,25 @@ class ModelInfo:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """Messages as one engine reads them: rendered and tokenized once (`Engine.encode`), then
+    checked against the context and streamed from as they are."""
+
+    messages: tuple[Message, ...]
+    # The last message is an unfinished assistant answer the model goes on writing (no end of
+    # turn after it, no new turn opened).
+    continue_final: bool = False
+    # The exact text a local engine feeds the model; None for remote servers, which render it.
+    text: str | None = None
+    # Its tokens; None where the engine cannot count (remote servers count for themselves).
+    token_ids: tuple[int, ...] | None = None
+
+    @property
+    def token_count(self) -> int | None:
+        return None if self.token_ids is None else len(self.token_ids)
+
+
 def ensure_fits(prompt_tokens: int, max_context: int) -> None:
     """A prompt must leave room for at least one generated token."""
     if prompt_tokens + 1 >= max_context:
@@ -70,7 +100,7 @@ def ensure_fits(prompt_tokens: int, max_context: int) -> None:
 
 async def relay(
     queue: asyncio.Queue[Chunk | BaseException], on_abandon: Callable[[], None]
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """Yield what a generating thread puts on `queue`, up to the final chunk; an exception put
     there is raised. A consumer that stops early (client gone, stop pressed) triggers
     `on_abandon`, which must cancel the generation so it stops using the CPU."""
@@ -119,40 +149,41 @@ class Engine(ABC):
         self, messages: Sequence[Message], continue_final: bool = False
     ) -> str | None:
         """The exact prompt text a local engine feeds the model; None for remote servers.
-        `continue_final`: the last message is an unfinished assistant answer that the model
-        goes on writing (no end of turn after it, no new turn opened)."""
+        `continue_final` as in `EncodedPrompt`."""
         return None
 
-    def count_tokens(self, messages: Sequence[Message], continue_final: bool = False) -> int | None:
-        """The prompt's length in tokens, for engines that know their tokenizer (None for
-        remote servers, which count for themselves). With `max_context` it lets the chat fit
-        a long conversation into the context."""
+    def tokenize(self, text: str) -> list[int] | None:
+        """The rendered prompt's tokens, for engines that know their tokenizer (None for
+        remote servers). With `max_context` it lets the chat fit a long conversation into
+        the context."""
         return None
 
-    def check_request(
-        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
-    ) -> None:
+    def encode(self, messages: Sequence[Message], continue_final: bool = False) -> EncodedPrompt:
+        """The messages rendered and tokenized, ready to `check` and `stream`."""
+        text = self.render_prompt(messages, continue_final)
+        ids = self.tokenize(text) if text is not None else None
+        return EncodedPrompt(
+            tuple(messages), continue_final, text, tuple(ids) if ids is not None else None
+        )
+
+    def check(self, prompt: EncodedPrompt, params: SamplingParams) -> None:
         """Raise ContextLengthExceeded for a request that cannot fit, before anything is
         stored or streamed. Remote engines leave this to their server."""
-        count = self.count_tokens(messages, continue_final)
-        if count is not None and self.max_context is not None:
-            ensure_fits(count, self.max_context)
+        if prompt.token_count is not None and self.max_context is not None:
+            ensure_fits(prompt.token_count, self.max_context)
 
     @abstractmethod
-    def stream(
-        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
-    ) -> AsyncIterator[Chunk]:
+    def stream(self, prompt: EncodedPrompt, params: SamplingParams) -> AsyncGenerator[Chunk, None]:
         """Yield chunks as tokens are produced; the final chunk has finish_reason and usage.
-        `continue_final` as for `render_prompt`."""
+        `prompt` comes from this engine's `encode`."""
 
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
         start = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
-        from tandem.engines.loops import cut_loops  # loops builds on this module
-
         last = Chunk()
-        async for chunk in cut_loops(self, messages, params, self.stream(messages, params)):
+        prompt = self.encode(messages)
+        async for chunk in cut_loops(prompt, params, self.stream(prompt, params)):
             if chunk.text and first is None:
                 first = time.perf_counter() - start
             parts.append(chunk.text)
@@ -175,3 +206,30 @@ class Engine(ABC):
 
     def close(self) -> None:
         """Release threads, sessions and connections."""
+
+
+async def cut_loops(
+    prompt: EncodedPrompt, params: SamplingParams, chunks: AsyncGenerator[Chunk, None]
+) -> AsyncGenerator[Chunk, None]:
+    """`chunks` (the engine's stream for `prompt`), ended early with finish_reason "loop"
+    when `params.stop_loops` and the answer starts repeating itself. Closing the engine's
+    stream cancels the request, which frees its place in the batch at once."""
+    if not params.stop_loops:
+        async with aclosing(chunks) as source:
+            async for chunk in source:
+                yield chunk
+        return
+    detector = LoopDetector()
+    pieces = 0
+    async with aclosing(chunks) as source:
+        async for chunk in source:
+            yield chunk
+            pieces += bool(chunk.text)
+            if chunk.finish_reason is None and detector.feed(chunk.text):
+                break
+        else:
+            return
+    # Cut: the engine never sent its final chunk, so its usage is counted here.
+    yield Chunk(
+        finish_reason="loop", usage=Usage(prompt.token_count or 0, pieces), seed=params.seed
+    )

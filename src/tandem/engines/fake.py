@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from tandem.core.generation import SamplingParams, Usage
 from tandem.core.messages import Message
-from tandem.engines.base import Chunk, Engine
+from tandem.engines.base import Chunk, EncodedPrompt, Engine
 
 
 class FakeEngine(Engine):
@@ -41,8 +41,9 @@ class FakeEngine(Engine):
             return self.render_prompt(before)[: -len("<assistant>")] + f"<assistant>{final.content}"
         return "".join(f"<{m.role}>{m.content}\n" for m in messages) + "<assistant>"
 
-    def count_tokens(self, messages: Sequence[Message], continue_final: bool = False) -> int:
-        return len(self.render_prompt(messages, continue_final).split())
+    def tokenize(self, text: str) -> list[int]:
+        # A word is a token; the fake never decodes, so an id is only a position.
+        return list(range(len(text.split())))
 
     def _answer(self, messages: Sequence[Message]) -> str:
         if self.script:
@@ -51,10 +52,11 @@ class FakeEngine(Engine):
         return f"You said: {last_user}"
 
     async def stream(
-        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
-    ) -> AsyncIterator[Chunk]:
-        self.check_request(messages, params, continue_final)
-        self.calls.append((list(messages), params))
+        self, prompt: EncodedPrompt, params: SamplingParams
+    ) -> AsyncGenerator[Chunk, None]:
+        self.check(prompt, params)
+        messages = list(prompt.messages)
+        self.calls.append((messages, params))
         answer, finish = self._answer(messages), "stop"
         words = answer.split(" ")
         if len(words) > params.max_tokens:
@@ -68,10 +70,9 @@ class FakeEngine(Engine):
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
             yield Chunk(text=piece)
-        prompt = self.render_prompt(messages, continue_final)
         yield Chunk(
             finish_reason=finish,
-            usage=Usage(prompt_tokens=len(prompt.split()), completion_tokens=len(pieces)),
-            rendered_prompt=prompt,
+            usage=Usage(prompt_tokens=prompt.token_count or 0, completion_tokens=len(pieces)),
+            rendered_prompt=prompt.text,
             seed=params.seed,
         )

@@ -1,11 +1,10 @@
 """Noticing an answer that repeats itself, so generation can stop early and say so.
 
-    params = SamplingParams(stop_loops=True)          # the chat's default; evals choose theirs
-    async for chunk in cut_loops(engine, messages, params, engine.stream(messages, params)):
-        ...                                            # ends with finish_reason "loop" if cut
-
     detector = LoopDetector()
     detector.feed(piece)               # True once the tail is one stretch of text over and over
+
+`tandem.engines.base.cut_loops` ends a stream with finish_reason "loop" when
+`SamplingParams.stop_loops` (the chat's default; evals choose theirs) and it detects one.
 
 The embedded 135M model often falls into a loop ("Bird/Fish" fifty times) and would run to the
 token cap: 285 of IFEval's 541 answers did. A loop is the end of the text being exactly
@@ -18,13 +17,6 @@ sentence and paragraph loops that ran answers to the cap when only short units w
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator, Sequence
-from contextlib import aclosing
-
-from tandem.core.generation import SamplingParams, Usage
-from tandem.core.messages import Message
-from tandem.engines.base import Chunk, Engine
 
 MIN_UNIT = 2
 MAX_SHORT_UNIT = 200
@@ -83,33 +75,3 @@ class LoopDetector:
     def feed(self, text: str) -> bool:
         self._tail = (self._tail + text)[-WINDOW:]
         return bool(text) and repeats_itself(self._tail)
-
-
-async def cut_loops(
-    engine: Engine,
-    messages: Sequence[Message],
-    params: SamplingParams,
-    chunks: AsyncIterator[Chunk],
-    continue_final: bool = False,
-) -> AsyncIterator[Chunk]:
-    """`chunks` (the engine's stream for `messages`), ended early with finish_reason "loop"
-    when `params.stop_loops` and the answer starts repeating itself. Closing the engine's
-    stream cancels the request, which frees its place in the batch at once."""
-    if not params.stop_loops:
-        async with aclosing(chunks) as source:
-            async for chunk in source:
-                yield chunk
-        return
-    detector = LoopDetector()
-    pieces = 0
-    async with aclosing(chunks) as source:
-        async for chunk in source:
-            yield chunk
-            pieces += bool(chunk.text)
-            if chunk.finish_reason is None and detector.feed(chunk.text):
-                break
-        else:
-            return
-    # Cut: the engine never sent its final chunk, so its usage is counted here.
-    prompt = engine.count_tokens(messages, continue_final) or 0
-    yield Chunk(finish_reason="loop", usage=Usage(prompt, pieces), seed=params.seed)

@@ -27,7 +27,7 @@ import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +38,15 @@ from tokenizers import Tokenizer
 
 from tandem.core.generation import SamplingParams, Usage
 from tandem.core.messages import Message
-from tandem.engines.base import Chunk, Engine, EngineError, ModelInfo, ensure_fits, relay
+from tandem.engines.base import (
+    Chunk,
+    EncodedPrompt,
+    Engine,
+    EngineError,
+    ModelInfo,
+    ensure_fits,
+    relay,
+)
 from tandem.engines.prefix_cache import PrefixCache
 from tandem.engines.sampling import sample_token
 from tandem.engines.text import ChatTemplate, IncrementalDecoder, StopMatcher
@@ -107,6 +115,7 @@ class OnnxEngine(Engine):
     """Serves an onnxruntime-genai-built decoder (GroupQueryAttention, shared KV buffers)."""
 
     backend = "onnx"
+    max_context: int  # always known: the model's own context, or less
 
     def __init__(
         self,
@@ -152,6 +161,7 @@ class OnnxEngine(Engine):
         # when the engine goes idle.
         self._capacity = 0
         self._cache: list[tuple[np.ndarray, np.ndarray]] = []
+        self._bound_rows: tuple[int, int] | None = None  # the rows `_binding` has bound
         self._resize_cache(min(BASE_CAPACITY, self.max_context), keep_rows=0)
         self._active: list[_Request] = []
         self._waiting: deque[_Request] = deque()
@@ -171,17 +181,14 @@ class OnnxEngine(Engine):
 
     # ---- public API -------------------------------------------------------------------------
 
-    def _tokens(self, messages: Sequence[Message], continue_final: bool) -> tuple[str, list[int]]:
-        prompt = self.render_prompt(messages, continue_final)
-        return prompt, self.tokenizer.encode(prompt, add_special_tokens=False).ids
-
-    def count_tokens(self, messages: Sequence[Message], continue_final: bool = False) -> int:
-        return len(self._tokens(messages, continue_final)[1])
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     async def stream(
-        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
-    ) -> AsyncIterator[Chunk]:
-        prompt, ids = self._tokens(messages, continue_final)
+        self, prompt: EncodedPrompt, params: SamplingParams
+    ) -> AsyncGenerator[Chunk, None]:
+        assert prompt.text is not None and prompt.token_ids is not None  # from self.encode
+        ids = list(prompt.token_ids)
         ensure_fits(len(ids), self.max_context)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
@@ -197,7 +204,7 @@ class OnnxEngine(Engine):
 
         request = _Request(
             prompt_ids=ids,
-            rendered_prompt=prompt,
+            rendered_prompt=prompt.text,
             params=params,
             seed=params.seed if params.seed is not None else secrets.randbelow(2**31),
             emit=emit,
@@ -238,7 +245,7 @@ class OnnxEngine(Engine):
                     self._wakeup.wait()
                 if self._closed:
                     break
-                admitted = []
+                admitted: list[_Request] = []
                 while self._waiting and len(self._active) + len(admitted) < self.max_batch:
                     admitted.append(self._waiting.popleft())
             try:
@@ -419,7 +426,7 @@ class OnnxEngine(Engine):
             new_k[:keep_rows, :, :kept] = old_k[:keep_rows, :, :kept]
             new_v[:keep_rows, :, :kept] = old_v[:keep_rows, :, :kept]
         self._capacity = capacity
-        self._bound_rows: tuple[int, int] | None = None  # new buffers: bind again
+        self._bound_rows = None  # new buffers: bind again
 
     def _move_slot(self, request: _Request, slot: int) -> None:
         length = request.cached

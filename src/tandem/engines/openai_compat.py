@@ -12,7 +12,7 @@ back to the server in OpenAI's shape, so the model sees what its tools answered.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import httpx
 from httpx_sse import SSEError, aconnect_sse
@@ -20,7 +20,7 @@ from httpx_sse import SSEError, aconnect_sse
 from tandem.core.generation import SamplingParams, Usage
 from tandem.core.messages import Message
 from tandem.core.settings import BackendConfig
-from tandem.engines.base import Chunk, Engine, EngineError, ModelInfo
+from tandem.engines.base import Chunk, EncodedPrompt, Engine, EngineError, ModelInfo
 
 FINISH_REASONS = {
     "stop": "stop",
@@ -185,12 +185,8 @@ class OpenAICompatEngine(Engine):
         return body
 
     async def stream(
-        self,
-        messages: Sequence[Message],
-        params: SamplingParams,
-        tools: list[dict] | None = None,
-        continue_final: bool = False,
-    ) -> AsyncIterator[Chunk]:
+        self, prompt: EncodedPrompt, params: SamplingParams, tools: list[dict] | None = None
+    ) -> AsyncGenerator[Chunk, None]:
         """Stream the answer; with `tools` (OpenAI function schemas, only for a backend that
         `supports_tools`), the final chunk may carry the model's tool calls instead."""
         if tools and not self.supports_tools:
@@ -204,7 +200,7 @@ class OpenAICompatEngine(Engine):
                 self._client,
                 "POST",
                 "/chat/completions",
-                json=self._body(messages, params, tools, continue_final),
+                json=self._body(prompt.messages, params, tools, prompt.continue_final),
             ) as source:
                 response = source.response
                 if response.status_code >= 400:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from tandem.core.settings import Settings
@@ -56,7 +57,7 @@ def add_local_version(catalog: ModelCatalog, version: str, root: Path) -> None:
         model_id = f"{version}@{backend}" if variant else version
         catalog.add_lazy(
             ModelInfo(id=model_id, backend=backend, variant_of=version if variant else None),
-            lambda d=model_dir, m=model_id, f=factory: f(d, m),
+            partial(factory, model_dir, model_id),
         )
 
 

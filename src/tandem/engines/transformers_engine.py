@@ -11,18 +11,18 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
-from typing import Any
 
 from tandem.core.generation import Completion, SamplingParams, Usage
 from tandem.core.messages import Message
-from tandem.engines.base import Chunk, Engine, EngineError, ensure_fits, relay
+from tandem.engines.base import Chunk, EncodedPrompt, Engine, EngineError, ensure_fits, relay
 from tandem.engines.text import ChatTemplate, IncrementalDecoder, StopMatcher
 
 
 class TransformersEngine(Engine):
     backend = "transformers"
+    max_context: int  # always known: the checkpoint's position embeddings
 
     def __init__(self, model_dir: Path, model_id: str, threads: int | None = None) -> None:
         super().__init__(model_id)
@@ -56,20 +56,16 @@ class TransformersEngine(Engine):
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kwargs
 
-    def _encode(self, messages: Sequence[Message], continue_final: bool = False) -> tuple[str, Any]:
-        prompt = self.render_prompt(messages, continue_final)
-        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-        return prompt, ids
-
-    def count_tokens(self, messages: Sequence[Message], continue_final: bool = False) -> int:
-        return int(self._encode(messages, continue_final)[1].shape[1])
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     async def stream(
-        self, messages: Sequence[Message], params: SamplingParams, continue_final: bool = False
-    ) -> AsyncIterator[Chunk]:
+        self, prompt: EncodedPrompt, params: SamplingParams
+    ) -> AsyncGenerator[Chunk, None]:
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        prompt, ids = self._encode(messages, continue_final)
+        assert prompt.token_ids is not None  # from self.encode
+        ids = self._torch.tensor([prompt.token_ids], dtype=self._torch.long)
         ensure_fits(ids.shape[1], self.max_context)
         seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
         loop = asyncio.get_running_loop()
@@ -87,12 +83,12 @@ class TransformersEngine(Engine):
             """Streams each new token and stops on cancel or a stop string."""
 
             def __init__(self) -> None:
-                self.decoder = IncrementalDecoder(engine.tokenizer._tokenizer)
+                self.decoder = IncrementalDecoder(engine.tokenizer.backend_tokenizer)
                 self.stopper = StopMatcher(params.stop)
                 self.count = 0
                 self.hit_stop = False
 
-            def __call__(self, input_ids, scores, **kwargs):  # type: ignore[no-untyped-def]
+            def __call__(self, input_ids, scores, **kwargs):
                 token = int(input_ids[0, -1])
                 if token != eos:
                     self.count += 1
@@ -127,7 +123,7 @@ class TransformersEngine(Engine):
                     Chunk(
                         finish_reason=reason,
                         usage=Usage(int(ids.shape[1]), streamer.count),
-                        rendered_prompt=prompt,
+                        rendered_prompt=prompt.text,
                         seed=seed,
                     )
                 )
@@ -161,9 +157,11 @@ class TransformersEngine(Engine):
             new = out[i, batch.input_ids.shape[1] :].tolist()
             stopped = eos in new
             new = new[: new.index(eos)] if stopped else new
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            assert isinstance(text, str)  # one sequence decodes to one string
             results.append(
                 Completion(
-                    text=self.tokenizer.decode(new, skip_special_tokens=True),
+                    text=text,
                     finish_reason="stop" if stopped else "length",
                     usage=Usage(int(batch.attention_mask[i].sum()), len(new)),
                     rendered_prompt=prompt,

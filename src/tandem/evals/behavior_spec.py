@@ -43,7 +43,7 @@ def load_spec(path: str | Path | None = None) -> list[Behavior]:
     raw = yaml.safe_load(Path(path or default_spec_path()).read_text(encoding="utf-8"))
     behaviors = []
     for entry in raw["behaviors"]:
-        prompts = []
+        prompts: list[tuple[str, dict[str, Any]]] = []
         for item in entry["prompts"]:
             if isinstance(item, str):
                 prompts.append((item, {}))

@@ -90,13 +90,14 @@ PAIR_JUDGE_USER = (
 # The whole reply must be the verdict (brackets, "Assistant" and punctuation allowed): "A good
 # point..." is not a vote for A. Anything else is a tie, never a win.
 _VERDICT = re.compile(r"\W*(?:assistant\s+)?(a|b|tie)\W*", re.IGNORECASE)
+_VERDICT_OF_LETTER: dict[str, Verdict] = {"a": "first", "b": "second", "tie": "tie"}
 
 
 def parse_pair_verdict(text: str) -> Verdict:
     match = _VERDICT.fullmatch(text.strip())
     if match is None:
         return "tie"
-    return {"a": "first", "b": "second", "tie": "tie"}[match.group(1).lower()]
+    return _VERDICT_OF_LETTER[match.group(1).lower()]
 
 
 @dataclass
@@ -258,7 +259,10 @@ def length_feature(
 
 
 def fit_length_logistic(
-    outcomes: Sequence[float], x: Sequence[float], ridge: float = 0.1, max_iter: int = 100
+    outcomes: Sequence[float],
+    x: Sequence[float] | np.ndarray,
+    ridge: float = 0.1,
+    max_iter: int = 100,
 ) -> tuple[float, float]:
     """Maximum-likelihood (a, b) of P(win) = σ(a + b·x) on soft outcomes, by Newton's method;
     `ridge`·b²/2 keeps a separable fit finite."""

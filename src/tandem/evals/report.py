@@ -144,19 +144,19 @@ def _compare(
     figure = headline(suite)
     sign = 1.0 if figure.higher_is_better else -1.0
     both = [
-        (r["model_version"], r["offline"][suite]["value"], _online_values(r, metric))
+        (r["model_version"], r["offline"][suite]["value"], online)
         for r in rows
-        if suite in r["offline"] and _online_values(r, metric) is not None
+        if suite in r["offline"] and (online := _online_values(r, metric)) is not None
     ]
     warnings = []
     for (va, xa, oa), (vb, xb, ob) in itertools.combinations(both, 2):
         offline_diff = sign * (xa - xb)
-        online_diff = oa[0] - ob[0]  # type: ignore[index]
+        online_diff = oa[0] - ob[0]
         if offline_diff * online_diff >= 0:  # same order, or a tie on either side
             continue
         off_hi, off_lo = (va, vb) if offline_diff > 0 else (vb, va)
-        significant = oa[2] < ob[1] or ob[2] < oa[1]  # type: ignore[index]
-        values = {va: (xa, oa[0]), vb: (xb, ob[0])}  # type: ignore[index]
+        significant = oa[2] < ob[1] or ob[2] < oa[1]
+        values = {va: (xa, oa[0]), vb: (xb, ob[0])}
         direction = "" if figure.higher_is_better else " (lower is better)"
         verdict = (
             "significant: the online 95% intervals do not overlap"
@@ -180,7 +180,7 @@ def _compare(
             }
         )
     tau = (
-        _kendall_tau([sign * x for _, x, _ in both], [o[0] for _, _, o in both])  # type: ignore[index]
+        _kendall_tau([sign * x for _, x, _ in both], [o[0] for _, _, o in both])
         if len(both) >= 3
         else None
     )
@@ -208,7 +208,7 @@ def gap_report(session: Session, bootstrap: int = 100, seed: int = 0) -> dict[st
     order = {v: i for i, v in enumerate(registry)}
     names.sort(key=lambda v: (order.get(v, len(order)), v))  # registry order, then the rest
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         version = registry.get(name)
         cells = {}
@@ -227,7 +227,7 @@ def gap_report(session: Session, bootstrap: int = 100, seed: int = 0) -> dict[st
         )
 
     suites = sorted({s for cells in offline.values() for s in cells})
-    metrics = [
+    metrics: list[dict[str, Any]] = [
         {
             "id": suite,
             "kind": "offline",

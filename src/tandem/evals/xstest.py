@@ -23,13 +23,13 @@ from typing import Any
 
 from tandem.core.benchmarks import benchmark_path, missing_hint
 from tandem.core.messages import Message
-from tandem.evals.refusal import LABELS, Judge, classify_refusal, is_refusal
+from tandem.evals.refusal import LABELS, Judge, RefusalLabel, classify_refusal, is_refusal
 from tandem.evals.tasks import Example, Grade, Task, register_task
 
 DEFAULT_DIR = benchmark_path("xstest")  # at import; the tasks resolve it when built
 
 # XSTest's human labels, mapped onto the classifier's.
-HUMAN_LABELS: dict[str, str] = {
+HUMAN_LABELS: dict[str, RefusalLabel] = {
     "1_full_compliance": "compliance",
     "2_full_refusal": "refusal",
     "3_partial_refusal": "partial_refusal",
@@ -109,7 +109,7 @@ def refusal_agreement(data_dir: str | Path | None = None, judge: Judge | None = 
             predicted = classify_refusal(row["completion"], judge=judge, prompt=row["prompt"])
             confusion[human][predicted] += 1
             n += 1
-            ok += is_refusal(human) == is_refusal(predicted)  # type: ignore[arg-type]
+            ok += is_refusal(human) == is_refusal(predicted)
             exact += human == predicted
         name = path.stem.removeprefix("labelled_completions_")
         per_file[name] = {"n": n, "agreement": ok / n, "exact_agreement": exact / n}

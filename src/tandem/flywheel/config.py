@@ -15,6 +15,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from tandem.core.signals import TrainMethod, is_train_method
+
 METHODS = ("dpo", "kto", "both")
 TRAIN_STARTS = ("production", "base")
 EVENT_BUDGET = 2000  # feedback events per turn (the budget), online votes included
@@ -84,8 +86,12 @@ class TrainConfig:
     )
 
     @property
-    def methods(self) -> tuple[str, ...]:
-        return ("dpo", "kto") if self.method == "both" else (self.method,)
+    def methods(self) -> tuple[TrainMethod, ...]:
+        if self.method == "both":
+            return ("dpo", "kto")
+        if not is_train_method(self.method):
+            raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        return (self.method,)
 
     def validate(self) -> None:
         for name, allowed in (("method", METHODS), ("start", TRAIN_STARTS)):

@@ -14,6 +14,7 @@ generating 1,000-odd answers again. A trained candidate is new every turn and is
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -28,6 +29,8 @@ from tandem.core.generation import SamplingParams
 from tandem.engines.catalog import ModelCatalog
 from tandem.evals.runs import run_suite
 from tandem.evals.tasks import Example, Task, get_task
+from tandem.flywheel.config import FlywheelConfig
+from tandem.flywheel.workdir import Database, home_settings
 from tandem.registry.embedded import LAYOUT_VERSION
 from tandem.store.evals import EvalItem, EvalRepo
 
@@ -148,8 +151,8 @@ def evaluate_version(
         path = _cache_file(cache_dir, suite, key) if cache_dir is not None else None
         start = time.perf_counter()
         cached = path is not None and path.exists()
-        if cached:
-            run = _import_cached(session, path, owner_id)  # type: ignore[arg-type]
+        if path is not None and cached:
+            run = _import_cached(session, path, owner_id)
         else:
             run = run_suite(
                 session,
@@ -176,3 +179,77 @@ def evaluate_version(
             "items": {i.example_id: item_record(i, by_id.get(i.example_id)) for i in items},
         }
     return out
+
+
+def eval_sampling(config: FlywheelConfig) -> dict[str, SamplingParams]:
+    """Greedy for every suite; XSTest's and sycophancy's answers are capped shorter (the
+    verdict is in the opening; a 135M model often runs on to the cap)."""
+    from tandem.evals.runs import EVAL_SAMPLING
+
+    answers = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval.eval_max_tokens)
+    short = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval.refusal_max_tokens)
+    return {
+        "ifeval": answers,
+        "xstest": short,
+        "behavior_spec": answers,
+        "sycophancy": short,
+        "instructions": answers,
+    }
+
+
+def stage_eval(
+    config: FlywheelConfig,
+    home: Path,
+    versions: list[str],
+    cache_dir: Path | None,
+    cached: frozenset[str] = frozenset(),
+    choose: bool = False,
+) -> dict[str, Any]:
+    """Every suite on every version; the versions in `cached` (the base: it never changes) read
+    and write the eval cache. With `choose` (several candidates to choose among), the
+    instruction suite's dev split too: the project's own data, which does the choosing."""
+    from tandem.engines.setup import build_catalog
+    from tandem.evals.runs import eval_owner_id
+    from tandem.registry.embedded import ONNX_PRECISION
+
+    params = eval_sampling(config)
+    suites = config.eval.limits()
+    if choose:
+        suites[DEV_SUITE] = None
+    catalog = build_catalog(home_settings(home))
+    results: dict[str, Any] = {}
+    try:
+        with Database(home) as session:
+            owner = eval_owner_id(session)
+            for version in versions:
+                results[version] = evaluate_version(
+                    session,
+                    catalog,
+                    version,
+                    suites,
+                    params,
+                    owner_id=owner,
+                    concurrency=config.eval.eval_concurrency,
+                    cache_dir=cache_dir if version in cached else None,
+                )
+            backend = catalog.get(versions[0]).backend if versions else "onnx"
+    finally:
+        catalog.close()
+    engine = f"{backend} ({ONNX_PRECISION})" if backend == "onnx" else backend
+    return {
+        "engine": engine,
+        "sampling": {suite: p.to_dict() for suite, p in params.items()},
+        "limits": suites,
+        "versions": results,
+    }
+
+
+def ifeval_figure(runs: dict[str, Any]) -> float | None:
+    run = runs.get("ifeval")
+    return None if run is None else run["summary"].get("average_strict")
+
+
+def dev_figure(runs: dict[str, Any]) -> float | None:
+    """The instruction suite's dev-split pass rate (None when it was not run)."""
+    run = runs.get("instructions")
+    return None if run is None else run["summary"].get("pass_rate")

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import Conflict, NotFound
 from tandem.flywheel.config import GateMargins, OnlineConfig
 from tandem.rollout.gates import (
     GATED_SUITES,
@@ -30,7 +31,6 @@ from tandem.rollout.gates import (
     online_window,
 )
 from tandem.rollout.promotion import GatesFailed, promote
-from tandem.store.errors import Conflict, NotFound
 from tandem.store.rollouts import RolloutRepo
 
 ACTOR = "flywheel"

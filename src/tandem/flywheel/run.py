@@ -15,11 +15,9 @@ against the same home and database, as `tandem eval run` and `tandem rollout` wo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,21 +25,21 @@ from typing import Any
 
 import httpx
 
-from tandem.core.generation import SamplingParams
-from tandem.core.settings import Settings
+from tandem.core.signals import DATASET_KIND_FOR_METHOD
 from tandem.flywheel.config import FlywheelConfig
-from tandem.flywheel.stages import StageRunner, read_records
+from tandem.flywheel.evaluate import dev_figure, ifeval_figure, stage_eval
+from tandem.flywheel.stages import StageRunner
 from tandem.flywheel.summary import FlywheelSummary, summarize
+from tandem.flywheel.workdir import (
+    RUN_FILE,
+    Database,
+    check_resumed_config,
+    home_settings,
+    resolve_home,
+    turn_dir,
+)
 
 log = logging.getLogger(__name__)
-
-RUN_FILE = "run.json"
-TURNS_DIR = "turns"
-DATASET_KINDS = {"dpo": "preference", "kto": "kto"}
-
-
-class TurnMismatch(ValueError):
-    """The run directory's records belong to a run on another home."""
 
 
 @dataclass
@@ -49,86 +47,6 @@ class FlywheelResult:
     summary: FlywheelSummary
     server: Any  # tandem.flywheel.server.TandemProcess, still running (the caller stops it)
     out: Path
-
-
-def _settings(home: Path) -> Settings:
-    return Settings.from_env({"TANDEM_HOME": str(home), "HF_HUB_OFFLINE": "1"})
-
-
-def _session_factory(settings: Settings) -> Any:
-    from tandem.store import make_engine, make_session_factory, migrate
-
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    return engine, make_session_factory(engine)
-
-
-class Database:
-    """Sessions on the home's database for one block of work (disposed after it)."""
-
-    def __init__(self, home: Path) -> None:
-        self.settings = _settings(home)
-
-    def __enter__(self) -> Any:
-        self.engine, sessions = _session_factory(self.settings)
-        self.session = sessions()
-        return self.session
-
-    def __exit__(self, *exc: object) -> None:
-        self.session.close()
-        self.engine.dispose()
-
-
-def turn_dir(out: Path, turn: int) -> Path:
-    return out / TURNS_DIR / str(turn)
-
-
-def resolve_home(out: Path, home: Path | None, restart: bool) -> Path:
-    """The home given, else the one this run directory used before (a resumed run must find
-    its database and trained versions again), else a fresh one under $TANDEM_HOME's runs."""
-    run_file = out / RUN_FILE
-    recorded = None
-    if run_file.exists():
-        recorded = json.loads(run_file.read_text(encoding="utf-8")).get("home")
-    if home is None and recorded and Path(recorded).exists() and not restart:
-        home = Path(recorded)
-    if home is None:
-        home = Path(tempfile.mkdtemp(prefix="tandem-flywheel-"))
-    home = home.resolve()
-    started = read_records(out) or (out / TURNS_DIR).exists()
-    if run_file.exists() and not restart and started and recorded != str(home):
-        # The records describe a run on another home: resuming here would mix two runs.
-        raise TurnMismatch(
-            f"{out} holds a run on {recorded}; resume it with --home {recorded}, "
-            "or start a new run with --restart (or another --out)"
-        )
-    return home
-
-
-def check_resumed_config(out: Path, config: FlywheelConfig, restart: bool) -> None:
-    """A resumed run reuses records made under run.json's config: any other option than
-    --turns (more turns extend a run) would mix two recipes in one report."""
-    run_file = out / RUN_FILE
-    if restart or not run_file.exists() or not (out / TURNS_DIR).exists():
-        return
-    recorded = json.loads(run_file.read_text(encoding="utf-8")).get("config") or {}
-    mine, theirs = _flat(config.to_dict()), _flat(FlywheelConfig.from_dict(recorded).to_dict())
-    changed = sorted(
-        k for k in mine.keys() | theirs.keys() if k != "turns" and mine.get(k) != theirs.get(k)
-    )
-    if changed:
-        raise TurnMismatch(
-            f"{out} holds a run made with other options ({', '.join(changed)}); resume it "
-            "with the same options, or start again with --restart (or another --out)"
-        )
-
-
-def _flat(config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        f"{group}.{key}" if isinstance(values, dict) else group: value
-        for group, values in config.items()
-        for key, value in (values.items() if isinstance(values, dict) else [(None, values)])
-    }
 
 
 # -- stages ---------------------------------------------------------------------------------
@@ -148,7 +66,7 @@ def stage_serve(home: Path, models_from: Path | None) -> tuple[dict[str, Any], A
         if rollout is None:  # a fresh home: the embedded model is production
             rollout = repo.set_production(
                 None,
-                _settings(home).default_model,
+                home_settings(home).default_model,
                 None,
                 "flywheel: first production",
                 details={"actor": "flywheel"},
@@ -227,7 +145,7 @@ def stage_dataset(
     accounts are left out there)."""
     headers = {"Authorization": f"Bearer {admin_key}"}
     out: dict[str, Any] = {}
-    kinds = {DATASET_KINDS[m] for m in config.train.methods}
+    kinds = {DATASET_KIND_FOR_METHOD[m] for m in config.train.methods}
     with httpx.Client(base_url=base_url, headers=headers, timeout=600) as client:
         for kind in sorted(kinds):
             body = {
@@ -264,13 +182,13 @@ def stage_train(
     system when it exits)."""
     from tandem.flywheel.training import train_in_child
 
-    settings = _settings(home)
+    settings = home_settings(home)
     train = config.train
     out: dict[str, Any] = {}
     for method in train.methods:
-        snapshot = datasets[DATASET_KINDS[method]]
+        snapshot = datasets[DATASET_KIND_FOR_METHOD[method]]
         if not snapshot["train"]:
-            out[method] = {"skipped": f"the {DATASET_KINDS[method]} snapshot has no rows"}
+            out[method] = {"skipped": f"the {DATASET_KIND_FOR_METHOD[method]} snapshot has no rows"}
             continue
         overrides = {
             "max_steps": train.max_steps,
@@ -298,81 +216,6 @@ def stage_train(
             ),
         }
     return out
-
-
-def eval_sampling(config: FlywheelConfig) -> dict[str, SamplingParams]:
-    """Greedy for every suite; XSTest's and sycophancy's answers are capped shorter (the
-    verdict is in the opening; a 135M model often runs on to the cap)."""
-    from tandem.evals.runs import EVAL_SAMPLING
-
-    answers = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval.eval_max_tokens)
-    short = dataclasses.replace(EVAL_SAMPLING, max_tokens=config.eval.refusal_max_tokens)
-    return {
-        "ifeval": answers,
-        "xstest": short,
-        "behavior_spec": answers,
-        "sycophancy": short,
-        "instructions": answers,
-    }
-
-
-def stage_eval(
-    config: FlywheelConfig,
-    home: Path,
-    versions: list[str],
-    cache_dir: Path | None,
-    cached: frozenset[str] = frozenset(),
-    choose: bool = False,
-) -> dict[str, Any]:
-    """Every suite on every version; the versions in `cached` (the base: it never changes) read
-    and write the eval cache. With `choose` (several candidates to choose among), the
-    instruction suite's dev split too: the project's own data, which does the choosing."""
-    from tandem.engines.setup import build_catalog
-    from tandem.evals.runs import eval_owner_id
-    from tandem.flywheel.evaluate import DEV_SUITE, evaluate_version
-    from tandem.registry.embedded import ONNX_PRECISION
-
-    params = eval_sampling(config)
-    suites = config.eval.limits()
-    if choose:
-        suites[DEV_SUITE] = None
-    catalog = build_catalog(_settings(home))
-    results: dict[str, Any] = {}
-    try:
-        with Database(home) as session:
-            owner = eval_owner_id(session)
-            for version in versions:
-                results[version] = evaluate_version(
-                    session,
-                    catalog,
-                    version,
-                    suites,
-                    params,
-                    owner_id=owner,
-                    concurrency=config.eval.eval_concurrency,
-                    cache_dir=cache_dir if version in cached else None,
-                )
-            backend = catalog.get(versions[0]).backend if versions else "onnx"
-    finally:
-        catalog.close()
-    engine = f"{backend} ({ONNX_PRECISION})" if backend == "onnx" else backend
-    return {
-        "engine": engine,
-        "sampling": {suite: p.to_dict() for suite, p in params.items()},
-        "limits": suites,
-        "versions": results,
-    }
-
-
-def ifeval_figure(runs: dict[str, Any]) -> float | None:
-    run = runs.get("ifeval")
-    return None if run is None else run["summary"].get("average_strict")
-
-
-def dev_figure(runs: dict[str, Any]) -> float | None:
-    """The instruction suite's dev-split pass rate (None when it was not run)."""
-    run = runs.get("instructions")
-    return None if run is None else run["summary"].get("pass_rate")
 
 
 def stage_offline_gate(

@@ -30,13 +30,14 @@ from types import TracebackType
 
 import httpx
 
+from tandem.core.offline import OFFLINE_ENV
+
 MODELS_FROM_ENV = "TANDEM_FLYWHEEL_MODELS_FROM"
 SERVER_ENV = {
     "TANDEM_RATE_GENERATION": "off",
     "TANDEM_RATE_GENERATION_PER_KEY": "off",
     # Simulated users never read chat titles: naming each chat would spend the turn's CPU.
     "TANDEM_CHAT_TITLES": "0",
-    "HF_HUB_OFFLINE": "1",
 }
 
 
@@ -66,7 +67,7 @@ class TandemProcess:
             **os.environ,
             "TANDEM_HOME": str(home),
             "TANDEM_ADMIN_API_KEY": self.admin_key,
-            "HF_HUB_OFFLINE": "1",
+            **OFFLINE_ENV,
             **(extra_env or {}),
         }
         self.env.pop("TANDEM_DATABASE_URL", None)

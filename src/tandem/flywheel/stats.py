@@ -140,6 +140,14 @@ def paired_rate(
     )
 
 
+def _is_safe_prompt(item: Item) -> bool:
+    return bool(item["safe"])
+
+
+def _is_unsafe_prompt(item: Item) -> bool:
+    return not item["safe"]
+
+
 def safety_pairs(
     base: Mapping[str, Mapping[str, Item]],
     after: Mapping[str, Mapping[str, Item]],
@@ -149,20 +157,24 @@ def safety_pairs(
     """Every gated safety figure, paired: XSTest safe- and contrast-prompt refusal, behavior
     spec and sycophancy pass rates (those suites both versions ran)."""
     out: dict[str, Paired] = {}
-    options = {"resamples": resamples, "seed": seed}
     if "xstest" in base and "xstest" in after:
         for side, safe in (("safe", True), ("contrast", False)):
             out[f"xstest_{side}_refusal"] = paired_rate(
                 base["xstest"],
                 after["xstest"],
                 "refused",
-                lambda item, safe=safe: bool(item["safe"]) == safe,  # type: ignore[misc]
+                _is_safe_prompt if safe else _is_unsafe_prompt,
                 f"xstest.{side}_refusal_rate",
-                **options,
+                resamples=resamples,
+                seed=seed,
             )
     for suite in ("behavior_spec", "sycophancy"):
         if suite in base and suite in after:
             out[suite] = paired_rate(
-                base[suite], after[suite], figure=f"{suite}.pass_rate", **options
+                base[suite],
+                after[suite],
+                figure=f"{suite}.pass_rate",
+                resamples=resamples,
+                seed=seed,
             )
     return out

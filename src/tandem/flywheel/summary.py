@@ -14,6 +14,7 @@ from typing import Any
 from tandem.flywheel.config import FlywheelConfig
 from tandem.flywheel.stages import STAGES, StageRecord, read_records
 from tandem.flywheel.stats import paired_ifeval, safety_pairs
+from tandem.flywheel.workdir import TURNS_DIR, turn_dir
 
 # Which data chose what: the report prints it, so a reader can check no benchmark chose.
 SELECTION = {
@@ -130,10 +131,12 @@ class FlywheelSummary:
 def _paired(
     before: dict[str, Any], after: dict[str, Any], config: FlywheelConfig
 ) -> dict[str, Any] | None:
-    items = {suite: (run or {}).get("items") for suite, run in before.items()}
-    later = {suite: (run or {}).get("items") for suite, run in after.items()}
-    items = {k: v for k, v in items.items() if v}
-    later = {k: v for k, v in later.items() if v}
+    items: dict[str, dict[str, Any]] = {
+        suite: run["items"] for suite, run in before.items() if run and run.get("items")
+    }
+    later: dict[str, dict[str, Any]] = {
+        suite: run["items"] for suite, run in after.items() if run and run.get("items")
+    }
     if "ifeval" not in items or "ifeval" not in later:
         return None
     options = {"resamples": config.eval.bootstrap, "seed": config.seed}
@@ -233,13 +236,12 @@ def _turn(
 def summarize(
     out: Path, config: FlywheelConfig, invocation_seconds: float | None = None
 ) -> FlywheelSummary:
-    from tandem.flywheel.run import TURNS_DIR, turn_dir
-
     served = read_records(out).get("serve")
     base = served.result["base"] if served else ""
     evaluated: dict[str, Any] = {}
     turns: list[TurnSummary] = []
-    engine, sampling = None, {}
+    engine: str | None = None
+    sampling: dict[str, Any] = {}
     production = base
     turns_dir = out / TURNS_DIR
     found = turns_dir.iterdir() if turns_dir.is_dir() else ()

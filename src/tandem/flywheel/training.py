@@ -13,11 +13,11 @@ evals that follow.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from tandem.core.offline import stay_offline
 from tandem.flywheel.child import run_in_child
 
 TARGET = "tandem.flywheel.training:train_candidate"
@@ -56,7 +56,7 @@ def train_candidate(
     version, dataset, config, metrics (without the log history), losses, seconds,
     merge_onnx_register_s and the step clock's setup_s, steps_s, s_per_step."""
     # Before transformers is imported (the hub reads it once): nothing is downloaded mid-turn.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    stay_offline()
     from tandem.train.config import resolve_config
     from tandem.train.run import METRICS, train
 

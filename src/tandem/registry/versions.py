@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import NotFound
 from tandem.registry.embedded import (
     LAYOUT_VERSION,
     MANIFEST,
@@ -28,7 +29,6 @@ from tandem.registry.embedded import (
     load_prepared,
     model_root,
 )
-from tandem.store.errors import NotFound
 from tandem.store.model_versions import ModelVersionRepo
 from tandem.store.models import ModelVersion
 

@@ -116,9 +116,9 @@ def prepare_embedding_model(home: Path, *, force: bool = False) -> Path:
 
 def export_onnx(out: Path) -> None:
     """The wheel's transformer as fp32 ONNX with dynamic batch and sequence axes (torch)."""
-    import os
+    from tandem.core.offline import stay_offline
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    stay_offline()
     import torch
     from transformers import AutoModel
 
@@ -133,7 +133,7 @@ def export_onnx(out: Path) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+        def forward(self, input_ids, attention_mask, token_type_ids):
             return self.model(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state

@@ -16,7 +16,6 @@ Loaded lazily, once per process, so chat without files never pays for it.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tandem.core.offline import stay_offline
 from tandem.retrieval.embedding_model import prepare_embedding_model, wheel_model_dir
 
 DIMENSIONS = 384
@@ -114,7 +114,7 @@ class TorchEmbedder:
     dimensions = DIMENSIONS
 
     def __init__(self, path: Path | None = None) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        stay_offline()
         import torch
         from transformers import AutoModel, AutoTokenizer
 

@@ -48,6 +48,14 @@ BATCH = 256  # passages stored per transaction in the parse phase
 EMBED_BATCH = 128  # chunks read, embedded (sorted by length) and written back per step
 
 
+_libc: ctypes.CDLL | None
+try:
+    _libc = ctypes.CDLL("libc.so.6")
+    _libc.malloc_trim  # noqa: B018 - glibc has it; musl and others may not
+except (OSError, AttributeError):
+    _libc = None
+
+
 def _release_freed_memory() -> None:
     """Hand memory freed by the last embedding step back to the OS (glibc's malloc_trim).
     Each step allocates and frees tens of MB of texts, token ids and activations; without
@@ -55,13 +63,6 @@ def _release_freed_memory() -> None:
     (bench/ingest.py). Not glibc: nothing to do."""
     if _libc is not None:
         _libc.malloc_trim(0)
-
-
-try:
-    _libc: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
-    _libc.malloc_trim  # noqa: B018 - glibc has it; musl and others may not
-except (OSError, AttributeError):
-    _libc = None
 
 
 class Ingestor:

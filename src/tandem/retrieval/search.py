@@ -12,7 +12,7 @@ alone; when the embedding model cannot be loaded, search is BM25 alone.
 BM25 is computed in the same single pass: document frequencies and lengths of the whole
 candidate set are counted as the pages go by, term frequencies kept only for chunks that
 contain a query term, and exact Okapi scores computed at the end (same formula and parameters
-as `tandem.retrieval.bm25.BM25Index`).
+as `tandem.core.bm25.BM25Index`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tandem.retrieval.bm25 import reciprocal_rank_fusion, tokenize
+from tandem.core.bm25 import reciprocal_rank_fusion, tokenize
 from tandem.retrieval.embeddings import Embedder, get_embedder
 from tandem.store.files import FileChunkRow
 

@@ -15,9 +15,9 @@ import contextlib
 
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import Conflict, InvalidInput, NotFound
 from tandem.registry.versions import set_status
 from tandem.rollout.gates import GateConfig, GateReport, check_gates
-from tandem.store.errors import Conflict, InvalidInput, NotFound
 from tandem.store.rollouts import RolloutRepo, RolloutRow
 
 

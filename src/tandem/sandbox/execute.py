@@ -296,8 +296,9 @@ def _run(
             with contextlib.suppress(ProcessLookupError):  # stragglers holding no pipe
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
+            for pipe in (proc.stdout, proc.stderr):  # never None: both are PIPEs
+                if pipe is not None:
+                    pipe.close()
         out_dir = run_dir / "out"
         report = read_json(out_dir, "exit.json", 65536)
         unreadable = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class SandboxLimits:
     def from_env(cls, env: Mapping[str, str] | None = None) -> SandboxLimits:
         """Defaults, overridden by TANDEM_SANDBOX_<FIELD> (upper case) where set."""
         env = os.environ if env is None else env
-        values = {}
+        values: dict[str, Any] = {}  # float or int, by field
         for f in fields(cls):
             raw = env.get(f"TANDEM_SANDBOX_{f.name.upper()}")
             if raw:

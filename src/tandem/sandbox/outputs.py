@@ -75,7 +75,7 @@ def collect_charts(
     most `max_images`, each a real PNG of at most `max_bytes`."""
     if not isinstance(reported, list):
         return []
-    charts = []
+    charts: list[tuple[str, bytes]] = []
     for raw in reported:
         if len(charts) >= max_images or not isinstance(raw, str):
             break
@@ -90,7 +90,7 @@ def collect_charts(
 
 def clean_tables(raw: object, max_tables: int = 10) -> list[dict[str, Any]]:
     """The runner's tables, kept only when shaped {"columns": [str], "rows": [[cell]]}."""
-    tables = []
+    tables: list[dict[str, Any]] = []
     for table in raw if isinstance(raw, list) else []:
         if len(tables) >= max_tables:
             break

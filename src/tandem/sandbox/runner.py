@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import traceback
+from typing import Any
 
 MAIN_PID = os.getpid()
 MAX_ROWS = 50
@@ -44,8 +45,9 @@ def cell(value: object) -> object:
     return str(value)[:MAX_CELL]
 
 
-def as_table(value: object) -> dict | None:
-    """A DataFrame, a Series or a list of dicts as {"columns", "rows", "total_rows"}."""
+def as_table(value: Any) -> dict | None:
+    """A DataFrame, a Series or a list of dicts as {"columns", "rows", "total_rows"}. Pandas
+    objects are recognised by name and duck typing: the runner does not import pandas."""
     kind = type(value).__name__
     if kind == "Series" and hasattr(value, "to_frame"):
         value = value.to_frame()
@@ -63,7 +65,7 @@ def as_table(value: object) -> dict | None:
         ]
         return {"columns": columns, "rows": rows, "total_rows": len(value)}
     if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-        columns: list[str] = []
+        columns = []
         for row in value[:MAX_ROWS]:
             columns += [str(k) for k in row if str(k) not in columns]
         columns = columns[:MAX_COLUMNS]
@@ -85,8 +87,9 @@ def run(source: str, namespace: dict) -> object:
     """Execute the cell; the value of its last line when that line is an expression."""
     tree = ast.parse(source, filename="<code>")
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+    if tree.body and isinstance(final := tree.body[-1], ast.Expr):
+        tree.body.pop()
+        last = ast.Expression(final.value)
     exec(compile(tree, "<code>", "exec"), namespace)
     if last is not None:
         return eval(compile(last, "<code>", "eval"), namespace)
@@ -157,7 +160,7 @@ def main() -> None:
         source = f.read()
     namespace: dict = {"__name__": "__main__", "display": display}
     value = None
-    error = None
+    error: dict[str, Any] | None = None
     try:
         value = run(source, namespace)
     except SystemExit as exc:

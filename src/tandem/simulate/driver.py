@@ -104,7 +104,8 @@ class Simulation:
         users = [asyncio.create_task(self._user(i)) for i in range(self.config.users)]
         everyone = asyncio.gather(*users)
         reached = asyncio.create_task(self.budget.reached.wait())
-        await asyncio.wait({everyone, reached}, return_when=asyncio.FIRST_COMPLETED)
+        racing: set[asyncio.Future[Any]] = {everyone, reached}
+        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
         if not everyone.done():
             # The budget is spent: answers still being generated would never be rated.
             everyone.cancel()

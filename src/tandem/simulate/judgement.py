@@ -13,12 +13,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from tandem.core.signals import VERDICTS, FeedbackReason, Verdict
 from tandem.evals.tasks import Example, Task
 
-VERDICTS = ("a", "b", "tie", "both_bad")
 # A thumbs-down that noise turned against a good answer still needs a reason a person might
 # give; "didnt_follow_instructions" would be a lie the grader can check, so it is not one.
-NOISY_DOWN_REASONS = ("other", "not_factual", "too_long")
+NOISY_DOWN_REASONS: tuple[FeedbackReason, ...] = ("other", "not_factual", "too_long")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Thumbs:
 
 @dataclass(frozen=True)
 class Vote:
-    verdict: str  # one of VERDICTS
+    verdict: Verdict
     deserved: str  # the grader's verdict before noise
     a: Assessment
     b: Assessment
@@ -93,6 +93,7 @@ class Judge:
         are good and "both_bad" otherwise. With probability `noise`, one of the three other
         verdicts instead, chosen uniformly."""
         a, b = self.assess(example, answer_a), self.assess(example, answer_b)
+        deserved: Verdict
         if a.reward != b.reward:
             deserved = "a" if a.reward > b.reward else "b"
         else:

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tandem.simulate.judgement import VERDICTS
+from tandem.core.signals import VERDICTS
 
 
 @dataclass

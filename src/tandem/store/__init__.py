@@ -12,11 +12,11 @@ from tandem.store.comparisons import ComparisonRepo
 from tandem.store.conversations import ConversationRepo
 from tandem.store.datasets import DatasetRepo
 from tandem.store.db import SessionFactory, make_engine, make_session_factory, migrate
-from tandem.store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from tandem.store.evals import EvalRepo
 from tandem.store.feedback import FeedbackRepo
 from tandem.store.files import FileRepo
 from tandem.store.generations import GenerationRepo
+from tandem.store.group_commit import one_transaction
 from tandem.store.improvements import ImprovementRepo
 from tandem.store.memories import MemoryRepo
 from tandem.store.model_versions import ModelVersionRepo
@@ -35,7 +35,6 @@ from tandem.store.users import (
 __all__ = [
     "ApiKeyRepo",
     "ComparisonRepo",
-    "Conflict",
     "ConversationRepo",
     "CustomInstructionsRepo",
     "DatasetRepo",
@@ -44,11 +43,8 @@ __all__ = [
     "FileRepo",
     "GenerationRepo",
     "ImprovementRepo",
-    "InvalidInput",
     "MemoryRepo",
     "ModelVersionRepo",
-    "NotFound",
-    "PermissionDenied",
     "ProfileRepo",
     "RolloutRepo",
     "SessionFactory",
@@ -61,4 +57,5 @@ __all__ = [
     "make_engine",
     "make_session_factory",
     "migrate",
+    "one_transaction",
 ]

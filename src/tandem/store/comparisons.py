@@ -9,9 +9,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import Conflict, InvalidInput, NotFound
+from tandem.core.signals import VERDICTS
 from tandem.store.conversations import ConversationRepo
-from tandem.store.errors import Conflict, InvalidInput, NotFound
-from tandem.store.models import VERDICTS, Comparison, Conversation, utcnow
+from tandem.store.models import Comparison, Conversation, utcnow
 
 
 class ComparisonRepo:

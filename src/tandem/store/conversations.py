@@ -7,14 +7,27 @@ Every method takes the acting user's id; another user's conversation is `NotFoun
 
 from __future__ import annotations
 
+# The repository has a `list` method, which hides the builtin in annotations below it.
+import builtins
+from enum import Enum
+from typing import Literal
+
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import NotFound
 from tandem.core.messages import Message
-from tandem.store.errors import NotFound
 from tandem.store.models import Conversation, StoredMessage, utcnow
 
-_UNSET = object()
+
+class _Unset(Enum):
+    """A keyword argument not given: `system_prompt=None` clears the prompt, so None cannot
+    mean "leave it"."""
+
+    token = 0
+
+
+_UNSET = _Unset.token
 
 
 def _escape_like(text: str) -> str:
@@ -85,7 +98,7 @@ class ConversationRepo:
         user_id: str,
         conversation_id: str,
         title: str | None = None,
-        system_prompt: object = _UNSET,
+        system_prompt: str | Literal[_Unset.token] | None = _UNSET,
         use_memory: bool | None = None,
     ) -> Conversation:
         conv = self.get(user_id, conversation_id)
@@ -94,7 +107,7 @@ class ConversationRepo:
         if use_memory is not None:
             conv.use_memory = use_memory
         if system_prompt is not _UNSET:
-            conv.system_prompt = system_prompt  # type: ignore[assignment]
+            conv.system_prompt = system_prompt
         conv.updated_at = utcnow()
         self.session.commit()
         return conv
@@ -166,7 +179,7 @@ class ConversationRepo:
         conv.current_message_id = message_id
         self.session.commit()
 
-    def tree(self, user_id: str, conversation_id: str) -> list[StoredMessage]:
+    def tree(self, user_id: str, conversation_id: str) -> builtins.list[StoredMessage]:
         """Every message of the conversation, oldest first (parents before children)."""
         conv = self.get(user_id, conversation_id)
         return list(
@@ -177,7 +190,7 @@ class ConversationRepo:
             )
         )
 
-    def branch(self, user_id: str, message_id: str) -> list[StoredMessage]:
+    def branch(self, user_id: str, message_id: str) -> builtins.list[StoredMessage]:
         """The path from the root to `message_id`, inclusive: what the model sees."""
         leaf = self.get_message(user_id, message_id)
         by_id = {m.id: m for m in self.tree(user_id, leaf.conversation_id)}

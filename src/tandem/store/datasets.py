@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
-from tandem.store.errors import NotFound
+from tandem.core.errors import NotFound
 from tandem.store.models import (
     Base,
     Comparison,

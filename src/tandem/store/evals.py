@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from tandem.store.errors import NotFound
+from tandem.core.errors import NotFound
 from tandem.store.models import Base, new_id, utcnow
 
 RUN_STATUSES = ("running", "finished", "failed")

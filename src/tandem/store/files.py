@@ -17,15 +17,19 @@ thousand chunks (see docs/architecture.md); pgvector is the upgrade when corpora
 
 from __future__ import annotations
 
+# The repository has a `list` method, which hides the builtin in annotations below it.
+import builtins
 import os
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    CursorResult,
     Float,
     ForeignKey,
     Integer,
@@ -40,8 +44,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from tandem.core.errors import NotFound
 from tandem.core.settings import make_private_dir
-from tandem.store.errors import NotFound
 from tandem.store.models import Base, new_id, utcnow
 from tandem.store.uploads import sanitise_filename
 
@@ -216,7 +220,7 @@ class FileRepo:
             query = query.where(FileRow.conversation_id == conversation_id)
         return list(self.session.scalars(query.order_by(FileRow.created_at, FileRow.id)))
 
-    def list_for_conversation(self, user_id: str, conversation_id: str) -> list[FileRow]:
+    def list_for_conversation(self, user_id: str, conversation_id: str) -> builtins.list[FileRow]:
         """The files uploaded to one of the user's chats, oldest first."""
         return self.list(user_id, conversation_id)
 
@@ -246,7 +250,7 @@ class FileRepo:
             )
         )
 
-    def rows_by_ids(self, user_id: str, file_ids: Sequence[str]) -> list[FileRow]:
+    def rows_by_ids(self, user_id: str, file_ids: Sequence[str]) -> builtins.list[FileRow]:
         """The user's rows among `file_ids`; others are silently left out (retrieval)."""
         if not file_ids:
             return []
@@ -258,7 +262,7 @@ class FileRepo:
             )
         )
 
-    def unfinished(self) -> list[FileRow]:
+    def unfinished(self) -> builtins.list[FileRow]:
         """Every file whose parsing had not finished (a restart resumes them)."""
         return list(
             self.session.scalars(
@@ -268,7 +272,7 @@ class FileRepo:
             )
         )
 
-    def unembedded(self) -> list[str]:
+    def unembedded(self) -> builtins.list[str]:
         """Ready files whose embeddings had not all been computed (a restart resumes them)."""
         return list(
             self.session.scalars(
@@ -324,7 +328,9 @@ class FileRepo:
         )
         self.session.commit()
 
-    def chunks_to_embed(self, file_id: str, start: int, limit: int) -> list[tuple[int, str]]:
+    def chunks_to_embed(
+        self, file_id: str, start: int, limit: int
+    ) -> builtins.list[tuple[int, str]]:
         """(ordinal, text) of the next `limit` chunks from ordinal `start` on."""
         rows = self.session.execute(
             select(FileChunkRow.ordinal, FileChunkRow.text)
@@ -342,11 +348,15 @@ class FileRepo:
             return 0
         # Core, not ORM, update: an executemany keyed by ordinal, nothing kept in the session.
         table = FileChunkRow.__table__
-        updated = self.session.execute(
-            update(table)
-            .where(table.c.file_id == file_id, table.c.ordinal == bindparam("o"))
-            .values(embedding=bindparam("v")),
-            [{"o": o, "v": v} for o, v in vectors],
+        # An UPDATE's result is a CursorResult, which counts the rows it matched.
+        updated = cast(
+            CursorResult[Any],
+            self.session.execute(
+                update(table)
+                .where(table.c.file_id == file_id, table.c.ordinal == bindparam("o"))
+                .values(embedding=bindparam("v")),
+                [{"o": o, "v": v} for o, v in vectors],
+            ),
         ).rowcount
         self.session.execute(
             update(FileRow)
@@ -368,7 +378,7 @@ class FileRepo:
             raise NotFound("chunk", f"{file_id}/{ordinal}")
         return row
 
-    def chunks_for(self, file_ids: Sequence[str]) -> list[FileChunkRow]:
+    def chunks_for(self, file_ids: Sequence[str]) -> builtins.list[FileChunkRow]:
         """Every chunk of these files (already checked by the caller), in file order."""
         if not file_ids:
             return []

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import NotFound
 from tandem.core.generation import GenerationRecord
 from tandem.core.messages import Message
-from tandem.store.errors import NotFound
 from tandem.store.models import StoredGeneration, new_id
 
 

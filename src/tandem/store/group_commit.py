@@ -31,6 +31,12 @@ its savepoint.
 
 The write functions are ordinary repository calls. Repositories commit when their write is
 done; in a batch, that commit only flushes (see `BatchSession`), and the batch commits.
+
+The same session serves one request that reads and writes several things belonging together
+(a chat turn: its context, the question, the memory it asked for) in one transaction:
+
+    with one_transaction(session_factory) as session:
+        ...                                   # repository calls; committed once, at the end
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +71,15 @@ class BatchSession(Session):
 
     def commit_batch(self) -> None:
         super().commit()
+
+
+@contextmanager
+def one_transaction(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session in which repository commits only flush: what the block reads and writes is
+    one transaction, committed when the block ends and rolled back if it raises."""
+    with BatchSession(**session_factory.kw) as session:
+        yield session
+        session.commit_batch()
 
 
 class GroupCommit:
@@ -180,7 +196,7 @@ class GroupCommit:
                         raise _WriteFailed from exc
                     outcomes.append((False, exc))
                 i += 1
-            session.commit_batch()  # type: ignore[attr-defined]
+            session.commit_batch()
         return outcomes
 
 

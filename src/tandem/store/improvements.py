@@ -10,14 +10,16 @@ updated except to stamp `withdrawn_at`.
 
 from __future__ import annotations
 
+# The repository has a `list` method, which hides the builtin in annotations below it.
+import builtins
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import InvalidInput, NotFound
 from tandem.core.messages import Message, Part
 from tandem.store.conversations import ConversationRepo
-from tandem.store.errors import InvalidInput, NotFound
 from tandem.store.models import Improvement, StoredMessage, utcnow
 
 
@@ -119,7 +121,7 @@ class ImprovementRepo:
 
     def list_for_datasets(
         self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[Improvement]:
+    ) -> builtins.list[Improvement]:
         """Every user's non-withdrawn improvements with since <= created_at < until, oldest
         first. No user filter: dataset builders apply consent (`use_for_training`) themselves."""
         stmt = select(Improvement).where(Improvement.withdrawn_at.is_(None))

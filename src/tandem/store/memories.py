@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from tandem.store.errors import Conflict, InvalidInput, NotFound
+from tandem.core.errors import Conflict, InvalidInput, NotFound
 from tandem.store.models import Memory, utcnow
 
 MAX_MEMORY_CHARS = 1000
@@ -30,7 +30,7 @@ class MemoryRepo:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _live(self, user_id: str) -> Select[tuple[Memory]]:
+    def _live(self, user_id: str) -> Select[Memory]:
         return select(Memory).where(Memory.user_id == user_id, Memory.deleted_at.is_(None))
 
     def count(self, user_id: str) -> int:

@@ -94,4 +94,5 @@ def comparison_votes(session: Session, since: datetime | None = None) -> list[Vo
     )
     if since is not None:
         stmt = stmt.where(Comparison.voted_at >= since)
-    return [Vote(a, b, verdict) for a, b, verdict in session.execute(stmt)]
+    # The query keeps cast votes only; the `is not None` says so to the type checker.
+    return [Vote(a, b, v) for a, b, v in session.execute(stmt) if v is not None]

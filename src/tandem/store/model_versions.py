@@ -9,12 +9,14 @@ Not user-owned: every signed-in user may list them, and only the registry writes
 
 from __future__ import annotations
 
+# The repository has a `list` method, which hides the builtin in annotations below it.
+import builtins
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tandem.store.errors import InvalidInput, NotFound
+from tandem.core.errors import InvalidInput, NotFound
 from tandem.store.models import MODEL_STATUSES, ModelVersion
 
 _FIELDS = ("parent_id", "base_path", "formats", "status", "card", "metrics", "config")
@@ -55,9 +57,10 @@ class ModelVersionRepo:
             stmt = stmt.where(ModelVersion.status == status)
         return list(self.session.scalars(stmt))
 
-    def lineage(self, model_id: str) -> list[ModelVersion]:
+    def lineage(self, model_id: str) -> builtins.list[ModelVersion]:
         """The version and its ancestors, newest first."""
-        chain, row = [], self.get(model_id)
+        chain: list[ModelVersion] = []
+        row: ModelVersion | None = self.get(model_id)
         while row is not None and row not in chain:
             chain.append(row)
             row = self.session.get(ModelVersion, row.parent_id) if row.parent_id else None

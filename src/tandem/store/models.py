@@ -24,24 +24,15 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tandem.core.generation import GenerationRecord, SamplingParams
-from tandem.core.messages import Message, Part
+from tandem.core.messages import Message, Part, Role
 
-FEEDBACK_REASONS = (
-    "not_factual",
-    "didnt_follow_instructions",
-    "refused",
-    "too_long",
-    "unsafe",
-    "other",
-)
-RATINGS = ("up", "down")
-VERDICTS = ("a", "b", "tie", "both_bad")
 MODEL_STATUSES = ("candidate", "production", "retired")
 
 
@@ -78,6 +69,9 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON,
         list[Any]: JSON,
     }
+    # Every model maps one table (SQLAlchemy types it as any FromClause): the repositories'
+    # Core INSERTs and UPDATEs on `Model.__table__` type-check.
+    __table__: ClassVar[Table]
 
 
 def _id() -> Mapped[str]:
@@ -255,7 +249,7 @@ class StoredMessage(Base):
     parent_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(String(20))
     parts: Mapped[list[Any]] = mapped_column(default=list)
     generation_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("generation_records.id", ondelete="SET NULL")
@@ -266,7 +260,7 @@ class StoredMessage(Base):
     created_at: Mapped[datetime] = _created()
 
     def to_message(self) -> Message:
-        return Message(role=self.role, parts=tuple(Part.from_dict(p) for p in self.parts))  # type: ignore[arg-type]
+        return Message(role=self.role, parts=tuple(Part.from_dict(p) for p in self.parts))
 
 
 class Feedback(Base):

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from tandem.store.errors import NotFound, PermissionDenied
+from tandem.core.errors import NotFound, PermissionDenied
 from tandem.store.models import CustomInstructions, Profile, User, utcnow
 
 PROFILE_FIELDS = (

@@ -13,6 +13,8 @@ updated or deleted (a profile's deletion takes its rollout and history with it).
 
 from __future__ import annotations
 
+# The repository has a `list` method, which hides the builtin in annotations below it.
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from tandem.store.errors import Conflict, InvalidInput, NotFound
+from tandem.core.errors import Conflict, InvalidInput, NotFound
 from tandem.store.models import Base, Profile, new_id, utcnow
 
 EVENT_KINDS = (
@@ -125,7 +127,7 @@ class RolloutRepo:
     def list(self) -> list[RolloutRow]:
         return list(self.session.scalars(select(RolloutRow).order_by(RolloutRow.created_at)))
 
-    def candidates(self, rollout_id: str) -> list[Candidate]:
+    def candidates(self, rollout_id: str) -> builtins.list[Candidate]:
         rows = self.session.scalars(
             select(RolloutCandidateRow)
             .where(RolloutCandidateRow.rollout_id == rollout_id)
@@ -139,7 +141,7 @@ class RolloutRepo:
             raise NotFound("candidate", version)
         return Candidate(row.version, row.traffic_share, row.in_comparisons)
 
-    def events(self, rollout_id: str, limit: int = 200) -> list[RolloutEventRow]:
+    def events(self, rollout_id: str, limit: int = 200) -> builtins.list[RolloutEventRow]:
         """History, newest first."""
         return list(
             self.session.scalars(

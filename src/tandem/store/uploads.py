@@ -21,27 +21,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import InvalidInput, NotFound
+from tandem.core.images import MAX_UPLOAD_BYTES, sniff_image_mime
 from tandem.core.settings import make_private_dir
-from tandem.store.errors import InvalidInput, NotFound
 from tandem.store.models import Upload, new_id
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
-
-
-def sniff_image_mime(data: bytes) -> str | None:
-    """The image type named by the file's magic bytes, or None for anything else (SVG and
-    HTML included: both can carry scripts)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def sanitise_filename(name: str | None) -> str:

@@ -2,7 +2,7 @@
 
 Secrets are never stored: passwords as argon2 hashes, session tokens and API keys as sha256
 (both are long random strings, so a fast hash is enough and lets a lookup use an index).
-New passwords follow `tandem.core.credentials.password_problem`; old ones still log in.
+New passwords follow `tandem.store.credentials.password_problem`; old ones still log in.
 
 A web session ends after `session_idle` without use or `session_max_age` after log-in,
 whichever comes first; the app puts both (from Settings) in its sessions' `info` under
@@ -22,15 +22,16 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tandem.core.credentials import password_problem
-from tandem.store.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from tandem.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from tandem.store.credentials import password_problem
 from tandem.store.models import ApiKey, SiteSetting, User, WebSession, utcnow
 
 log = logging.getLogger("tandem.store.users")
@@ -274,7 +275,11 @@ class WebSessionRepo:
 
     def delete_all(self, user_id: str) -> int:
         """End every web session of the user ("log out everywhere"); returns how many."""
-        result = self.session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+        # A DELETE's result is a CursorResult, which counts the rows it removed.
+        result = cast(
+            CursorResult[Any],
+            self.session.execute(delete(WebSession).where(WebSession.user_id == user_id)),
+        )
         self.session.commit()
         return result.rowcount or 0
 
@@ -342,6 +347,11 @@ class SiteSettingsRepo:
     def get(self, key: str, default: object = None) -> object:
         row = self.session.get(SiteSetting, key)
         return default if row is None else row.value
+
+    def get_float(self, key: str, default: float = 0.0) -> float:
+        """A numeric setting; an unset or empty one is `default`."""
+        value = self.get(key)
+        return float(value) if isinstance(value, int | float | str) and value != "" else default
 
     def set(self, acting_user_id: str, key: str, value: object) -> None:
         UserRepo(self.session)._require_admin(acting_user_id)

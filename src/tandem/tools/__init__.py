@@ -1,6 +1,8 @@
 """tandem.tools: files with citations, a code interpreter, web search, image generation.
 
-See `tandem.tools.base` for the interface and docs/tools.md for the user's view.
+See `tandem.tools.base` for the interface, `tandem.tools.workspace` for what a tool may touch
+of the user's data (the chat hands it over: tools never open the database) and docs/tools.md for
+the user's view.
 """
 
 from tandem.tools.base import (

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tandem.core.settings import Settings
-from tandem.engines.base import Engine
-from tandem.store import SessionFactory
+from tandem.tools.workspace import ChatFiles, ChatModel, Uploads
 
 # The longest a tool's text may be when it goes into the prompt: the embedded model has a
 # 8k-token context, and a tool must leave room for the conversation and the answer.
@@ -95,19 +94,19 @@ class ToolResult:
 
 @dataclass
 class ToolContext:
-    """Who is asking and where: tools only ever see this user's data."""
+    """Who is asking and what they may touch (tandem.tools.workspace): tools only ever see
+    this user's data, and only as the chat hands it over."""
 
     user_id: str
-    session_factory: SessionFactory
     settings: Settings
-    conversation_id: str | None = None
-    profile_id: str | None = None
+    # The chat's files (the files tool searches them, the code interpreter reads them) and
+    # the user's uploads (where charts and generated images go).
+    files: ChatFiles
+    uploads: Uploads
     # The chat model, for tools that ask it to write something (the image tool's prompt).
-    engine: Engine | None = None
+    engine: ChatModel | None = None
     # Citations from several tools in one turn are numbered consecutively.
     citation_start: int = 1
-    # Knowledge files a profile brings (ids of the profile owner's files, already checked).
-    knowledge_file_ids: tuple[str, ...] = ()
 
     @property
     def home(self) -> Path:
@@ -174,7 +173,7 @@ BUILTIN_TOOL_MODULES = {
 
 def register_tool(factory: Callable[[], Tool]) -> Callable[[], Tool]:
     """Class decorator: make a tool available by its `name`."""
-    TOOLS[factory.name] = factory  # type: ignore[attr-defined]
+    TOOLS[factory.name] = factory  # type: ignore[attr-defined]  # a Tool class is its own factory
     return factory
 
 

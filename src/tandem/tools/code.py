@@ -14,15 +14,12 @@ the model reads the output, the last value and table previews.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, ClassVar
 
 from tandem.core.generation import SamplingParams
 from tandem.core.messages import Message
 from tandem.sandbox import SandboxResult, SandboxUnavailable, detect_isolation, run_code_async
 from tandem.sandbox.limits import SandboxLimits
-from tandem.store.files import FileRepo
-from tandem.store.uploads import UploadRepo
 from tandem.tools.base import Tool, ToolContext, ToolResult, register_tool
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
@@ -119,16 +116,8 @@ class CodeInterpreter(Tool):
         text = completion.text
         return first_code_block(text + ("\n```" if text.count("```") % 2 else ""))
 
-    def _chat_files(self, ctx: ToolContext) -> list[tuple[str, Path]]:
-        if ctx.conversation_id is None:
-            return []
-        with ctx.session_factory() as session:
-            repo = FileRepo(session, ctx.home / "files")
-            rows = repo.list_for_conversation(ctx.user_id, ctx.conversation_id)
-            return [(row.filename, repo.path(row)) for row in rows if repo.path(row).is_file()]
-
     async def run(self, ctx: ToolContext, arguments: dict[str, Any]) -> ToolResult:
-        files = self._chat_files(ctx)
+        files = ctx.files.paths()
         code = arguments.get("code")
         written_by = "user"
         if code is None and isinstance(arguments.get("request"), str):
@@ -151,14 +140,8 @@ class CodeInterpreter(Tool):
         if not isinstance(code, str) or not code.strip():
             return ToolResult(self.name, arguments, error="There is no Python code to run.")
         result = await run_code_async(code, files, home=ctx.home, limits=SandboxLimits.from_env())
-        attachments = []
-        if result.charts:
-            with ctx.session_factory() as session:
-                uploads = UploadRepo(session, ctx.home / "uploads")
-                for name, png in result.charts:
-                    row = uploads.create(ctx.user_id, f"chart-{name}", png)
-                    attachments.append({"upload_id": row.id, "mime": row.mime})
-        display = {
+        attachments = [ctx.uploads.save(f"chart-{name}", png) for name, png in result.charts]
+        display: dict[str, Any] = {
             "code": code,
             "stdout": _trim(result.stdout),
             "stderr": _trim(result.stderr),
@@ -167,14 +150,13 @@ class CodeInterpreter(Tool):
             "status": result.status,
             "written_by": written_by,
         }
+        notes = []
         if written_by == "model":
-            display["note"] = "The model wrote this code for your request."
+            notes.append("The model wrote this code for your request.")
         if result.files_skipped:
-            display["note"] = (
-                display.get("note", "")
-                + " Left out (too large): "
-                + ", ".join(result.files_skipped)
-            ).strip()
+            notes.append("Left out (too large): " + ", ".join(result.files_skipped))
+        if notes:
+            display["note"] = " ".join(notes)
         return ToolResult(
             self.name,
             arguments,

@@ -4,76 +4,37 @@
     result.content     # "[1] (contract.pdf, page 3) The contract was signed on ..."
     result.citations   # Citation(kind="file", file_id, locator, chunk, passage, index from 1 up)
 
-Searches the files uploaded to `ctx.conversation_id` by the acting user plus
-`ctx.knowledge_file_ids`, which are a profile's knowledge files: those belong to the profile's
-owner (checked again here against the profile row), and a user chatting with a shared
-profile only ever sees them through the passages retrieved, never as file rows.
+Searches the files uploaded to the chat by the acting user plus a profile's knowledge files
+(`ctx.files`, tandem.tools.workspace): those belong to the profile's owner, and a user chatting
+with a shared profile only ever sees them through the passages retrieved, never as files.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any, ClassVar
 
-from sqlalchemy import select
-
-from tandem.retrieval.embeddings import Embedder, get_embedder
-from tandem.retrieval.search import search_chunks
-from tandem.store.files import FileRepo, FileRow
-from tandem.store.models import Profile
 from tandem.tools.base import Citation, Tool, ToolContext, ToolResult, register_tool
-
-log = logging.getLogger("tandem.tools.files")
 
 TOP_K = 5
 MAX_QUERY_CHARS = 2000
 
 
-def _files_in_scope(ctx: ToolContext, repo: FileRepo) -> list[FileRow]:
-    rows: list[FileRow] = []
-    if ctx.conversation_id:
-        rows += repo.list_for_conversation(ctx.user_id, ctx.conversation_id)
-    if ctx.knowledge_file_ids and ctx.profile_id:
-        owner = repo.session.scalar(select(Profile.owner_id).where(Profile.id == ctx.profile_id))
-        if owner is not None:
-            rows += repo.rows_by_ids(owner, list(ctx.knowledge_file_ids))
-    return list({row.id: row for row in rows}.values())
-
-
-def _embedder(ctx: ToolContext) -> Embedder | None:
-    """The process's embedder, prepared under this server's home; None (keywords only) if the
-    model cannot be loaded."""
-    try:
-        return get_embedder(ctx.settings.home)
-    except Exception:
-        log.exception("the embedding model is unavailable; searching by keywords")
-        return None
-
-
 def _search(ctx: ToolContext, query: str) -> ToolResult:
     arguments = {"query": query}
-    with ctx.session_factory() as session:
-        repo = FileRepo(session)
-        rows = _files_in_scope(ctx, repo)
-        ready = [r for r in rows if r.status == "ready"]
-        pending = [r for r in rows if r.status in ("queued", "ingesting")]
-        if not ready:
-            if pending:
-                progress = ", ".join(f"{r.filename} {int(r.progress * 100)}%" for r in pending)
-                message = f"still ingesting: {progress}"
-            elif rows:
-                message = "No readable files in this chat: every upload failed to ingest"
-            else:
-                message = "No files in this chat yet"
-            return ToolResult("files", arguments, error=message)
-        hits = search_chunks(
-            session,
-            [r.id for r in ready],
-            query,
-            k=TOP_K,
-            embedder=_embedder(ctx) if any(r.embedded_count for r in ready) else None,
-        )
+    rows = ctx.files.in_scope()
+    ready = [r for r in rows if r.status == "ready"]
+    pending = [r for r in rows if r.status in ("queued", "ingesting")]
+    if not ready:
+        if pending:
+            progress = ", ".join(f"{r.filename} {int(r.progress * 100)}%" for r in pending)
+            message = f"still ingesting: {progress}"
+        elif rows:
+            message = "No readable files in this chat: every upload failed to ingest"
+        else:
+            message = "No files in this chat yet"
+        return ToolResult("files", arguments, error=message)
+    hits = ctx.files.search(ready, query, TOP_K)
     names = {r.id: r.filename for r in ready}
     lines, citations = [], []
     for n, hit in enumerate(hits, start=ctx.citation_start):

@@ -19,9 +19,6 @@ from typing import Any, ClassVar
 from tandem.core.generation import SamplingParams
 from tandem.core.messages import Message
 from tandem.core.settings import Settings
-from tandem.engines.base import Engine, EngineError
-from tandem.store import UploadRepo
-from tandem.store.models import Upload
 from tandem.tools.base import Tool, ToolContext, ToolResult, register_tool
 from tandem.tools.image_backends import (
     MAX_PROMPT_CHARS,
@@ -29,6 +26,7 @@ from tandem.tools.image_backends import (
     image_backend_for,
     image_mime,
 )
+from tandem.tools.workspace import ChatModel
 
 NOT_CONFIGURED = (
     "No image backend is configured; an admin can set TANDEM_IMAGE_BACKEND (see docs/tools.md)."
@@ -51,7 +49,7 @@ def clean_prompt(text: str) -> str:
     return line.strip("\"'` ")[:MAX_PROMPT_CHARS]
 
 
-async def write_image_prompt(engine: Engine | None, request: str) -> str:
+async def write_image_prompt(engine: ChatModel | None, request: str) -> str:
     """The chat model's image prompt for the user's `request`, or the request itself when
     there is no model, it fails, or it answers with nothing usable."""
     fallback = " ".join(request.split())[:MAX_PROMPT_CHARS]
@@ -60,18 +58,12 @@ async def write_image_prompt(engine: Engine | None, request: str) -> str:
     messages = [Message.text("system", PROMPT_INSTRUCTION), Message.text("user", fallback)]
     params = SamplingParams(temperature=0.0, max_tokens=PROMPT_TOKENS)
     try:
-        engine.check_request(messages, params)
         completion = await engine.complete(messages, params)
-    except EngineError:
-        # A long message or a backend hiccup: the user's own words still make a prompt.
+    except Exception:
+        # A message too long for the model's context or a backend hiccup (the engine's
+        # errors, which tools do not import): the user's own words still make a prompt.
         return fallback
     return clean_prompt(completion.text) or fallback
-
-
-def _store(ctx: ToolContext, data: bytes, mime: str) -> Upload:
-    with ctx.session_factory() as session:
-        repo = UploadRepo(session, ctx.home / "uploads")
-        return repo.create(ctx.user_id, f"generated-image{EXTENSIONS[mime]}", data)
 
 
 @register_tool
@@ -121,11 +113,12 @@ class ImageTool(Tool):
                 self.name, recorded, display=display, error=f"No image was made: {exc}."
             )
         # Writing and fsyncing the file blocks: keep it off the event loop.
-        row = await asyncio.to_thread(_store, ctx, data, mime)
+        filename = f"generated-image{EXTENSIONS[mime]}"
+        attachment = await asyncio.to_thread(ctx.uploads.save, filename, data)
         return ToolResult(
             self.name,
             recorded,
             content=f"An image was generated from the prompt: {prompt}",
-            attachments=[{"upload_id": row.id, "mime": row.mime}],
+            attachments=[attachment],
             display=display,
         )

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from tandem.core.images import MAX_UPLOAD_BYTES, sniff_image_mime
 from tandem.core.settings import ImageBackendConfig, Settings
 from tandem.net.safe_fetch import FetchError, fetch
-from tandem.store.uploads import MAX_UPLOAD_BYTES, sniff_image_mime
 
 # A generated image is stored as an upload, so it obeys the upload cap.
 MAX_IMAGE_BYTES = MAX_UPLOAD_BYTES
@@ -57,7 +57,7 @@ def register_image_backend(kind: str) -> Callable[[type], type]:
     """Class decorator: the class's `from_config` builds the backend for `kind`."""
 
     def register(cls: type) -> type:
-        IMAGE_BACKENDS[kind] = cls.from_config  # type: ignore[attr-defined]
+        IMAGE_BACKENDS[kind] = cls.from_config  # type: ignore[attr-defined]  # every registered class defines it
         return cls
 
     return register

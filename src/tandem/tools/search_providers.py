@@ -30,10 +30,10 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
+from tandem.core.bm25 import BM25Index, tokenize
 from tandem.core.settings import Settings
 from tandem.net.readable import Page, readable
 from tandem.net.safe_fetch import JSON_TYPES, FetchError, FetchRefused, fetch
-from tandem.retrieval.bm25 import BM25Index, tokenize
 
 SNIPPET_CHARS = 300
 
@@ -145,8 +145,9 @@ class SearxngProvider:
             if link in seen:
                 continue
             seen.add(link)
-            title = item.get("title") if isinstance(item.get("title"), str) else link
-            content = item.get("content") if isinstance(item.get("content"), str) else ""
+            title, content = item.get("title"), item.get("content")
+            title = title if isinstance(title, str) else link
+            content = content if isinstance(content, str) else ""
             hits.append(SearchHit(" ".join(title.split()) or link, link, _snippet(content)))
             if len(hits) >= k:
                 break

@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 
 import anyio.to_thread
 
+from tandem.core.bm25 import BM25Index
 from tandem.core.settings import Settings
 from tandem.net.readable import Page, readable
 from tandem.net.safe_fetch import FetchError, fetch
-from tandem.retrieval.bm25 import BM25Index
 from tandem.tools.base import Citation, Tool, ToolContext, ToolResult, register_tool
 from tandem.tools.search_providers import (
     SearchError,

@@ -7,7 +7,7 @@ model versions. The command line is `tandem train METHOD` (tandem.cli.train); un
           config=resolve_config("sft", overrides={"max_steps": 10}))
 """
 
-from tandem.train.config import METHODS, ConfigError, TrainConfig, resolve_config
+from tandem.train.config import ConfigError, TrainConfig, resolve_config
 from tandem.train.run import TrainResult, train
 
-__all__ = ["METHODS", "ConfigError", "TrainConfig", "TrainResult", "resolve_config", "train"]
+__all__ = ["ConfigError", "TrainConfig", "TrainResult", "resolve_config", "train"]

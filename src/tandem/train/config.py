@@ -20,10 +20,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-METHODS = ("sft", "dpo", "kto", "reward")
-
-# The dataset kind (tandem.data's snapshot kinds) each method reads.
-DATASET_KIND = {"sft": "sft", "dpo": "preference", "kto": "kto", "reward": "preference"}
+from tandem.core.signals import TRAIN_METHODS
 
 # LoRA learning rates: preference methods move the policy away from a reference, so they take
 # smaller steps than SFT (TRL's examples use the same split).
@@ -135,8 +132,8 @@ def resolve_config(
 ) -> TrainConfig:
     """Defaults < YAML file < overrides (the options given on the command line; `None` values
     mean "not given"), then derived fields filled in and values checked."""
-    if method not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method not in TRAIN_METHODS:
+        raise ConfigError(f"method must be one of {', '.join(TRAIN_METHODS)}, got {method!r}")
     values: dict[str, Any] = {}
     if config_file is not None:
         values.update(load_yaml(config_file))

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tandem.core.signals import DATASET_KIND_FOR_METHOD, TRAIN_METHODS, is_train_method
 from tandem.train.config import (
-    DATASET_KIND,
     ConfigError,
     TrainConfig,
     resolve_config,
@@ -205,8 +205,8 @@ def _lora(method: str, config: TrainConfig) -> Any:
     from peft import LoraConfig
 
     target: str | list[str] = config.lora_target
-    if target != "all-linear":
-        target = [t.strip() for t in target.split(",") if t.strip()]
+    if config.lora_target != "all-linear":
+        target = [t.strip() for t in config.lora_target.split(",") if t.strip()]
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -273,7 +273,7 @@ def _merged_checkpoint(method: str, trainer: Any, hf_dir: Path, run_dir: Path, o
         if not trainer.accelerator.is_main_process:
             return
         auto = AutoModelForSequenceClassification if method == "reward" else AutoModelForCausalLM
-        extra = {"num_labels": 1} if method == "reward" else {}
+        extra: dict[str, Any] = {"num_labels": 1} if method == "reward" else {}
         if (final / "adapter_config.json").exists():
             from peft import PeftModel
 
@@ -290,7 +290,9 @@ def _merged_checkpoint(method: str, trainer: Any, hf_dir: Path, run_dir: Path, o
 def _metrics(trainer: Any, config: TrainConfig, wall_s: float, resumed_from: int) -> dict[str, Any]:
     state = trainer.state
     losses = [e["loss"] for e in state.log_history if "loss" in e]
-    summary = next((e for e in reversed(state.log_history) if "train_loss" in e), {})
+    summary: dict[str, Any] = next(
+        (e for e in reversed(state.log_history) if "train_loss" in e), {}
+    )
     world = trainer.accelerator.num_processes
     samples = (state.global_step - resumed_from) * config.batch_size * config.grad_accum * world
     return {
@@ -343,10 +345,12 @@ def train(
     from tandem.train.card import render_model_card
     from tandem.train.loss_curve import plot_loss_curve
 
+    if not is_train_method(method):
+        raise ConfigError(f"method must be one of {', '.join(TRAIN_METHODS)}, got {method!r}")
     # Under `accelerate launch` every process runs this function; only the main one touches
     # the database and the registry, the others train and help save sharded weights.
     is_main = PartialState().is_main_process
-    data = resolve_training_data(home, dataset, DATASET_KIND[method])
+    data = resolve_training_data(home, dataset, DATASET_KIND_FOR_METHOD[method])
     hf_dir = base_checkpoint(home, base) if is_main else model_root(home, base) / "hf"
     PartialState().wait_for_everyone()  # the embedded model may have just been prepared
     version = output_version or default_version_name(base, method, data, config)
@@ -367,7 +371,7 @@ def train(
             shutil.rmtree(run_dir)
         PartialState().wait_for_everyone()
         run_dir.mkdir(parents=True, exist_ok=True)
-        provenance = {
+        provenance: dict[str, Any] = {
             "method": method,
             "base": base,
             "dataset": data.provenance(),

@@ -18,7 +18,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from tandem.core.settings import Settings
 from tandem.voice.audio import decode_audio
@@ -27,24 +27,25 @@ from tandem.voice.transcription import Transcriber, Transcript, build_transcribe
 
 MAX_WAITING = 8
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 class VoiceBusy(RuntimeError):
     """Too many voice requests are already waiting; try again shortly."""
 
 
-class _Worker:
+class _Worker(Generic[M]):
     """A model built on first use plus the one thread that runs it."""
 
-    def __init__(self, name: str, build: Callable[[], object]) -> None:
+    def __init__(self, name: str, build: Callable[[], M]) -> None:
         self._build = build
-        self._model: object | None = None
+        self._model: M | None = None
         self._lock = threading.Lock()
         self._name = name
         self._pool: ThreadPoolExecutor | None = None  # made on first use, again after close()
         self._waiting = 0
 
-    def model(self) -> object:
+    def model(self) -> M:
         with self._lock:
             if self._model is None:
                 self._model = self._build()
@@ -84,10 +85,10 @@ class VoiceService:
 
     def transcriber(self) -> Transcriber:
         """The speech-to-text backend, built on first call (blocks while a model loads)."""
-        return self._stt.model()  # type: ignore[return-value]
+        return self._stt.model()
 
     def synthesizer(self) -> Synthesizer:
-        return self._tts.model()  # type: ignore[return-value]
+        return self._tts.model()
 
     async def transcriber_ready(self) -> Transcriber:
         """The transcriber, loading it off the event loop if this is the first use."""

@@ -26,7 +26,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -59,11 +59,20 @@ class Synthesizer(Protocol):
 SYNTHESIZERS: dict[str, Callable[[Settings], Synthesizer]] = {}
 
 
-def register_synthesizer(kind: str) -> Callable[[type], type]:
+class SynthesizerClass(Protocol):
+    """What `register_synthesizer` decorates: a class whose `from_settings` builds one."""
+
+    def from_settings(self, settings: Settings) -> Synthesizer: ...
+
+
+_SynthesizerClassT = TypeVar("_SynthesizerClassT", bound=SynthesizerClass)
+
+
+def register_synthesizer(kind: str) -> Callable[[_SynthesizerClassT], _SynthesizerClassT]:
     """Class decorator: the class's `from_settings` builds the synthesizer for `kind`."""
 
-    def register(cls: type) -> type:
-        SYNTHESIZERS[kind] = cls.from_settings  # type: ignore[attr-defined]
+    def register(cls: _SynthesizerClassT) -> _SynthesizerClassT:
+        SYNTHESIZERS[kind] = cls.from_settings
         return cls
 
     return register
@@ -116,7 +125,7 @@ class PiperSynthesizer:
                 f"{model_path} is not a Piper voice: it needs the .onnx file and its .onnx.json"
             )
         self.voice = _load_piper(str(model_path))
-        self.voices = (voice_name(model_path),)
+        self.voices: tuple[str, ...] = (voice_name(model_path),)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PiperSynthesizer:

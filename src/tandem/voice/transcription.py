@@ -27,10 +27,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from tandem.core.offline import stay_offline
 from tandem.core.settings import Settings
 from tandem.voice.audio import SAMPLE_RATE
 
@@ -75,11 +76,20 @@ class Transcriber(Protocol):
 TRANSCRIBERS: dict[str, Callable[[Settings], Transcriber]] = {}
 
 
-def register_transcriber(kind: str) -> Callable[[type], type]:
+class TranscriberClass(Protocol):
+    """What `register_transcriber` decorates: a class whose `from_settings` builds one."""
+
+    def from_settings(self, settings: Settings) -> Transcriber: ...
+
+
+_TranscriberClassT = TypeVar("_TranscriberClassT", bound=TranscriberClass)
+
+
+def register_transcriber(kind: str) -> Callable[[_TranscriberClassT], _TranscriberClassT]:
     """Class decorator: the class's `from_settings` builds the transcriber for `kind`."""
 
-    def register(cls: type) -> type:
-        TRANSCRIBERS[kind] = cls.from_settings  # type: ignore[attr-defined]
+    def register(cls: _TranscriberClassT) -> _TranscriberClassT:
+        TRANSCRIBERS[kind] = cls.from_settings
         return cls
 
     return register
@@ -112,8 +122,8 @@ def _load_whisper(model_dir: str, threads: int) -> Any:
     """One WhisperModel per directory per process: every app (and every test) shares it."""
     from faster_whisper import WhisperModel
 
-    # A local directory never touches a hub; HF_HUB_OFFLINE makes sure nothing else does.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # A local directory never touches a hub; staying offline makes sure nothing else does.
+    stay_offline()
     return WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads)
 
 
@@ -133,7 +143,8 @@ class WhisperTranscriber:
         self.name = name
         self.threads = threads or min(4, os.cpu_count() or 1)
         self.model = _load_whisper(str(model_dir), self.threads)
-        self.languages = frozenset(self.model.supported_languages)  # ("en",) for *.en models
+        # ("en",) for *.en models
+        self.languages: frozenset[str] | None = frozenset(self.model.supported_languages)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WhisperTranscriber:

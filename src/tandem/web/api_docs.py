@@ -9,7 +9,8 @@ static/swagger_init.js, so the docs get the app's own Content-Security-Policy
 /redoc sends readers to /docs: ReDoc builds its styles as inline style elements (it would need
 `'unsafe-inline'` styles) and always loads a logo from its vendor's CDN.
 
-    install(app)   # done by tandem.api.app.create_app (FastAPI's own docs routes are off)
+The app factory (`tandem.web.app.create_app`) serves this router; FastAPI's own docs routes
+are off (`tandem.api.app.create_api`).
 
 To upgrade: `npm pack swagger-ui-dist@X`, copy the files the vendored folder holds now into
 one named for the new version, and change SWAGGER_UI below.
@@ -17,10 +18,10 @@ one named for the new version, and change SWAGGER_UI below.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from tandem.web.pages import templates
+from tandem.web.templating import templates
 
 SWAGGER_UI = "/static/vendor/swagger-ui-dist-5.35.0"
 
@@ -43,7 +44,3 @@ def swagger_ui(request: Request) -> HTMLResponse:
 @router.get("/redoc")
 def redoc() -> RedirectResponse:
     return RedirectResponse("/docs", status_code=308)
-
-
-def install(app: FastAPI) -> None:
-    app.include_router(router)

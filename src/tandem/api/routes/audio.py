@@ -51,7 +51,7 @@ OPENAI_VOICES = frozenset(
     ]
 )
 MAX_SPEECH_CHARS = 4096  # OpenAI's limit for one request
-UNAVAILABLE = {
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "a voice model is missing or misconfigured, or busy"}
 }
 

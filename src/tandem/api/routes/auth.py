@@ -22,14 +22,14 @@ from tandem.api.deps import SESSION_COOKIE, CurrentUser, SessionDep, SettingsDep
 from tandem.api.errors import ApiError
 from tandem.api.rate_limit import check_login_rate
 from tandem.api.schemas import Body, Public
-from tandem.core.credentials import PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS
 from tandem.store import SiteSettingsRepo, UserRepo, WebSessionRepo
+from tandem.store.credentials import PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS
 from tandem.store.users import RESERVED_EMAIL_MESSAGE, is_reserved_email
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
-# Length here; the common-password and context-word rules in tandem.core.credentials.
+# Length here; the common-password and context-word rules in tandem.store.credentials.
 Password = Annotated[str, Field(min_length=PASSWORD_MIN_CHARS, max_length=PASSWORD_MAX_CHARS)]
 
 

@@ -13,10 +13,10 @@ answer the continuation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -33,6 +33,7 @@ from tandem.api.schemas import sampling_overrides as overrides
 from tandem.api.sse import sse, sse_response, stream_error
 from tandem.api.turns import MemorySaved
 from tandem.chat import ComparisonTurn
+from tandem.core.signals import Verdict
 from tandem.engines import EngineError
 from tandem.store import ComparisonRepo, ConversationRepo, GenerationRepo, SessionFactory
 from tandem.store.models import Comparison
@@ -55,7 +56,7 @@ class ComparisonCreate(Body):
 
 
 class VoteIn(Body):
-    verdict: Literal["a", "b", "tie", "both_bad"]
+    verdict: Verdict
 
 
 class Candidate(BaseModel):
@@ -117,7 +118,7 @@ def _finished(sessions: SessionFactory, user_id: str, pair: ComparisonTurn) -> C
 
 async def _comparison_events(
     pair: ComparisonTurn, sessions: SessionFactory, user_id: str
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     if pair.user_message is not None:
         message = MessagePublic.of(pair.user_message).model_dump(mode="json")
         yield sse({"type": "user_message", "message": message})

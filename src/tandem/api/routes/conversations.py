@@ -27,7 +27,8 @@ from tandem.api.schemas import (
 )
 from tandem.api.schemas import sampling_overrides as overrides
 from tandem.api.turns import TurnPublic, respond
-from tandem.chat.service import MAX_ATTACHMENTS
+from tandem.chat import ComparisonTurn
+from tandem.chat.branch import MAX_ATTACHMENTS
 from tandem.store import ConversationRepo, GenerationRepo, ProfileRepo
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
@@ -163,25 +164,11 @@ async def send_message(
     body: MessageCreate,
     user: CurrentUser,
     chat: ChatDep,
-    session: SessionDep,
     request: Request,
 ):
     """Continue the conversation. Usually one answer (`TurnPublic`); on a share of turns
     (admin setting `comparison_rate`) a blind comparison instead (`{"comparison": …}`, or
     one `{"type": "comparison", …}` event when streaming)."""
-    models = await run_in_threadpool(chat.comparison_draw, user.id, conversation_id, body.model)
-    if models is not None:
-        pair = await run_in_threadpool(
-            chat.compare,
-            user.id,
-            conversation_id,
-            body.content,
-            body.parent_id,
-            (models[0] or body.model, models[1] or body.model),
-            overrides(body.sampling),
-            body.attachments,
-        )
-        return await respond_comparison(pair, body.stream, request, user.id)
     turn = await run_in_threadpool(
         chat.send,
         user.id,
@@ -193,6 +180,8 @@ async def send_message(
         body.attachments,
         body.tools,
     )
+    if isinstance(turn, ComparisonTurn):
+        return await respond_comparison(turn, body.stream, request, user.id)
     return await respond(turn, body.stream, request)
 
 

@@ -1,38 +1,33 @@
-"""Dataset snapshots (admin only): build from signals, list, inspect, download; the admin page.
+"""Dataset snapshots (admin only): build from signals, list, inspect, download.
 
 POST /api/datasets                       {"kind": "preference", "filters": {...}} → snapshot
 GET  /api/datasets                       snapshots, newest first
 GET  /api/datasets/{id}                  manifest + card
 GET  /api/datasets/{id}/signals          the signal ids it read, by kind
 GET  /api/datasets/{id}/files/{name}     train.jsonl, test.parquet, card.md, …
-GET  /admin/datasets                     the admin page (web session)
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from tandem.api.deps import SESSION_COOKIE, AdminUser, SessionDep, SettingsDep
+from tandem.api.deps import AdminUser, SessionDep, SettingsDep
 from tandem.api.schemas import Body, Id, ModelId
+from tandem.core.errors import NotFound
+from tandem.core.signals import DatasetKind, FeedbackReason
 from tandem.data.build import BuildConfig, build_snapshot
 from tandem.data.builders import demonstration_examples
 from tandem.data.snapshots import SNAPSHOT_FILES, load_snapshot
-from tandem.store import DatasetRepo, NotFound, WebSessionRepo
+from tandem.store import DatasetRepo
 from tandem.store.datasets import DatasetSnapshotRow
 
 router = APIRouter(tags=["datasets"])
-templates = Jinja2Templates(directory=Path(__file__).parents[2] / "web" / "templates")
 
-Reason = Literal[
-    "not_factual", "didnt_follow_instructions", "refused", "too_long", "unsafe", "other"
-]
 MEDIA_TYPES = {
     ".jsonl": "application/x-ndjson",
     ".parquet": "application/vnd.apache.parquet",
@@ -46,7 +41,7 @@ class DatasetFilters(Body):
     until: datetime | None = Field(None, description="signals before this time")
     profile_id: Id | None = None
     model_version: ModelId | None = None
-    reasons: list[Reason] = Field(
+    reasons: list[FeedbackReason] = Field(
         default_factory=list, max_length=6, description="thumbs-down only with one of these"
     )
     per_user_cap: int | None = Field(None, ge=1, le=1_000_000)
@@ -55,7 +50,7 @@ class DatasetFilters(Body):
 
 
 class DatasetCreate(Body):
-    kind: Literal["sft", "preference", "kto"]
+    kind: DatasetKind
     name: str = Field("", max_length=200)
     filters: DatasetFilters = Field(default_factory=DatasetFilters)
     demonstrations: list[dict[str, Any]] = Field(
@@ -178,15 +173,3 @@ def dataset_file(
         media_type=MEDIA_TYPES[path.suffix],
         filename=f"{row.id}-{filename}",
     )
-
-
-@router.get("/admin/datasets", response_class=HTMLResponse, include_in_schema=False)
-def admin_datasets_page(request: Request, session: SessionDep) -> Response:
-    """The page is a shell; its script calls the API above with the session cookie + CSRF."""
-    token = request.cookies.get(SESSION_COOKIE)
-    user = WebSessionRepo(session).user_for(token) if token else None
-    if user is None:
-        return RedirectResponse("/login?next=/admin/datasets", status_code=303)
-    if not user.is_admin:
-        return HTMLResponse("<!doctype html><title>tandem</title><p>Admins only.</p>", 403)
-    return templates.TemplateResponse(request, "admin_datasets.html", {"user": user})

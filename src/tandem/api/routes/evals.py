@@ -1,11 +1,9 @@
-"""Stored eval runs (admin only): list, inspect; the admin page.
+"""Stored eval runs (admin only): list, inspect; the offline-vs-online report.
 
 GET /api/evals/runs              runs, newest first (?suite=ifeval&limit=50)
 GET /api/evals/runs/{id}         one run with its graded items
-GET /admin/evals                 the admin page (web session)
 GET /api/evals/report            offline vs online per model version, with warnings (the gap)
 GET /api/evals/report/scatter.png?x=ifeval&y=thumbs_up    the gap as a scatter plot
-GET /admin/report                the gap report page (web session)
 
 Runs are written by `tandem eval run`; the API only reads them.
 """
@@ -13,22 +11,19 @@ Runs are written by `tandem eval run`; the API only reads them.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from tandem.api.deps import SESSION_COOKIE, AdminUser, SessionDep
+from tandem.api.deps import AdminUser, SessionDep
 from tandem.api.schemas import Id
-from tandem.evals.report import ONLINE_METRICS, UnknownMetric, gap_report, render_scatter
-from tandem.store import EvalRepo, InvalidInput, WebSessionRepo
+from tandem.core.errors import InvalidInput
+from tandem.evals.report import UnknownMetric, gap_report, render_scatter
+from tandem.store import EvalRepo
 from tandem.store.evals import EvalRunRow
 
 router = APIRouter(tags=["evals"])
-templates = Jinja2Templates(directory=Path(__file__).parents[2] / "web" / "templates")
 
 
 class EvalRunPublic(BaseModel):
@@ -84,18 +79,6 @@ def get_run(run_id: Id, _: AdminUser, session: SessionDep) -> dict[str, Any]:
     return _public(run) | {"items": items}
 
 
-@router.get("/admin/evals", response_class=HTMLResponse, include_in_schema=False)
-def admin_evals_page(request: Request, session: SessionDep) -> Response:
-    """The page is a shell; its script calls the API above with the session cookie."""
-    token = request.cookies.get(SESSION_COOKIE)
-    user = WebSessionRepo(session).user_for(token) if token else None
-    if user is None:
-        return RedirectResponse("/login?next=/admin/evals", status_code=303)
-    if not user.is_admin:
-        return HTMLResponse("<!doctype html><title>tandem</title><p>Admins only.</p>", 403)
-    return templates.TemplateResponse(request, "admin_evals.html", {"user": user})
-
-
 MetricQuery = Annotated[str | None, Query(min_length=1, max_length=200)]
 BootstrapQuery = Annotated[int, Query(ge=0, le=1000)]
 
@@ -127,35 +110,3 @@ def get_gap_scatter(
         raise InvalidInput(str(exc)) from None
     # The figures change with every vote: never let a browser show yesterday's plot.
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
-
-
-@router.get("/admin/report", response_class=HTMLResponse, include_in_schema=False)
-def admin_report_page(
-    request: Request, session: SessionDep, x: MetricQuery = None, y: MetricQuery = None
-) -> Response:
-    """Rendered on the server; Jinja's autoescape covers every name that came from the DB."""
-    token = request.cookies.get(SESSION_COOKIE)
-    user = WebSessionRepo(session).user_for(token) if token else None
-    if user is None:
-        return RedirectResponse("/login?next=/admin/report", status_code=303)
-    if not user.is_admin:
-        return HTMLResponse("<!doctype html><title>tandem</title><p>Admins only.</p>", 403)
-    report = gap_report(session)
-    offline = [m for m in report["metrics"] if m["kind"] == "offline"]
-    default_x = next((m["id"] for m in offline if m["id"] == "ifeval"), None)
-    default_x = default_x or (offline[0]["id"] if offline else None)
-    error = None
-    if x is not None and x not in {m["id"] for m in offline}:
-        error, x = f"unknown offline suite {x!r}; showing the default", None
-    if y is not None and y not in ONLINE_METRICS:
-        error, y = f"unknown online metric {y!r}; showing thumbs-up", None
-    context = {
-        "user": user,
-        "report": report,
-        "offline": offline,
-        "online": ONLINE_METRICS,
-        "x": x or default_x,
-        "y": y or "thumbs_up",
-        "error": error,
-    }
-    return templates.TemplateResponse(request, "admin_report.html", context)

@@ -5,26 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import Field
 
 from tandem.api.deps import CurrentUser, SessionDep, SignalWrites
 from tandem.api.schemas import Body, Id, Public
+from tandem.core.signals import FeedbackReason, RatingValue
 from tandem.store import FeedbackRepo
 from tandem.store.feedback import Rating
 
 router = APIRouter(prefix="/api", tags=["feedback"])
 
-Reason = Literal[
-    "not_factual", "didnt_follow_instructions", "refused", "too_long", "unsafe", "other"
-]
-
 
 class FeedbackCreate(Body):
-    rating: Literal["up", "down"]
-    reasons: list[Reason] = Field(default_factory=list, max_length=6)
+    rating: RatingValue
+    reasons: list[FeedbackReason] = Field(default_factory=list, max_length=6)
     comment: str = Field("", max_length=2000)
 
 

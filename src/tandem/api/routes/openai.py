@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Annotated, Any, Literal
 
@@ -246,7 +246,7 @@ async def chat_completions(
             {
                 "index": i,
                 "message": _message(t),
-                "finish_reason": _finish(t.generation.finish_reason),
+                "finish_reason": _finish(t.generation.finish_reason if t.generation else None),
                 "logprobs": None,
                 "generation_id": t.generation_id,
             }
@@ -267,7 +267,7 @@ def _finish_choice(turns: list[Turn], index: int, reason: str | None) -> dict[st
 
 async def _stream(
     turns: list[Turn], model: str, created: int, include_usage: bool
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Interleave the n choices' chunks as they come, in OpenAI's chunk format. Any failure
     (the backend's or a bug) ends the stream with one error event instead of its chunks."""
     queue: asyncio.Queue[tuple[int, Chunk | Exception | None]] = asyncio.Queue()
@@ -316,11 +316,11 @@ async def _stream(
                 return
             else:
                 if item.text:
-                    delta = {"content": item.text}
-                    yield frame([{"index": index, "delta": delta, "finish_reason": None}])
-                if item.tool_calls and turns[index].client_tools:
-                    delta = {"tool_calls": _tool_calls(item.tool_calls)}
-                    yield frame([{"index": index, "delta": delta, "finish_reason": None}])
+                    text = {"content": item.text}
+                    yield frame([{"index": index, "delta": text, "finish_reason": None}])
+                if item.tool_calls and turns[index].plan.tools.client_schemas:
+                    calls = {"tool_calls": _tool_calls(item.tool_calls)}
+                    yield frame([{"index": index, "delta": calls, "finish_reason": None}])
                 if item.finish_reason and index not in finished:
                     finished.add(index)
                     yield frame([_finish_choice(turns, index, item.finish_reason)])

@@ -1,4 +1,4 @@
-"""Rollouts (admin only): production, candidates, gates, promotion, rollback; the admin page.
+"""Rollouts (admin only): production, candidates, gates, promotion, rollback.
 
 GET   /api/admin/rollouts                          every rollout with its candidates
 POST  /api/admin/rollouts                          set production (creates the profile's rollout)
@@ -9,7 +9,6 @@ POST  /api/admin/rollouts/{id}/candidates/remove   remove a candidate
 POST  /api/admin/rollouts/{id}/check               run the gates for a version (recorded)
 POST  /api/admin/rollouts/{id}/promote             promote a candidate: 409 when gates fail
 POST  /api/admin/rollouts/{id}/rollback            production back to the version it replaced
-GET   /admin/rollouts                              the admin page (web session)
 
 Every change is recorded with who, when and why (docs/rollout.md). Promotion through the API
 never forces past failing gates; only the CLI's `--force` can, and it is recorded as forced.
@@ -18,25 +17,19 @@ never forces past failing gates; only the CLI's `--force` can, and it is recorde
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from tandem.api.deps import SESSION_COOKIE, AdminUser, CatalogDep, SessionDep
+from tandem.api.deps import AdminUser, CatalogDep, SessionDep
 from tandem.api.schemas import Body, Id, ModelId
 from tandem.engines import ModelCatalog, ModelNotFound
 from tandem.rollout.gates import check_gates
 from tandem.rollout.promotion import promote, rollback
-from tandem.store import WebSessionRepo
-from tandem.store.models import Profile, User
 from tandem.store.rollouts import RolloutEventRow, RolloutRepo, RolloutRow
 
 router = APIRouter(tags=["rollouts"])
-templates = Jinja2Templates(directory=Path(__file__).parents[2] / "web" / "templates")
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Reason = Annotated[str, Field(max_length=2000)]
@@ -263,29 +256,3 @@ def rollback_production(
     repo = RolloutRepo(session)
     row = rollback(session, repo.get(rollout_id), admin.id, body.reason)
     return _public(repo, row)
-
-
-@router.get("/admin/rollouts", response_class=HTMLResponse, include_in_schema=False)
-def admin_rollouts_page(request: Request, session: SessionDep) -> Response:
-    """Rendered on the server; Jinja's autoescape covers every name and reason from the DB."""
-    token = request.cookies.get(SESSION_COOKIE)
-    user = WebSessionRepo(session).user_for(token) if token else None
-    if user is None:
-        return RedirectResponse("/login?next=/admin/rollouts", status_code=303)
-    if not user.is_admin:
-        return HTMLResponse("<!doctype html><title>tandem</title><p>Admins only.</p>", 403)
-    rollouts = []
-    for row in RolloutRepo(session).list():
-        detail = rollout_detail(session, row)
-        profile = session.get(Profile, row.profile_id) if row.profile_id else None
-        detail["profile_name"] = profile.name if profile else None
-        detail["production_share"] = max(
-            0.0, 1.0 - sum(c["traffic_share"] for c in detail["candidates"])
-        )
-        for event in detail["events"]:
-            actor = session.get(User, event["actor_id"]) if event["actor_id"] else None
-            event["actor_email"] = actor.email if actor else None
-        rollouts.append(detail)
-    return templates.TemplateResponse(
-        request, "admin_rollouts.html", {"user": user, "rollouts": rollouts}
-    )

@@ -13,8 +13,8 @@ from fastapi.responses import FileResponse
 from tandem.api.deps import CurrentUser, SessionDep, SettingsDep
 from tandem.api.errors import ApiError
 from tandem.api.schemas import Id, Public, form_fields
+from tandem.core.images import MAX_UPLOAD_BYTES
 from tandem.store import UploadRepo
-from tandem.store.uploads import MAX_UPLOAD_BYTES
 
 router = APIRouter(prefix="/api/uploads", tags=["uploads"])
 READ_CHUNK = 1 << 20

@@ -47,7 +47,7 @@ def _site_settings(session: Session, settings: Settings) -> SiteSettingsPublic:
     models = site.get("comparison_models")
     return SiteSettingsPublic(
         allow_signup=bool(site.get("allow_signup", settings.allow_signup)),
-        comparison_rate=float(site.get("comparison_rate", 0.0) or 0.0),  # type: ignore[arg-type]
+        comparison_rate=site.get_float("comparison_rate"),
         comparison_models=list(models) if isinstance(models, list) else None,
     )
 

@@ -112,7 +112,7 @@ export async function api(method, path, json) {
 // Reads a server-sent-events body, calling onEvent with each event's `data` parsed as JSON.
 // The framing (lines split across network reads, multi-line `data:`, comments, CRLF) is
 // eventsource-parser's. Resolves when the body ends; whether the stream reached its terminal
-// event is the caller's to judge (chat.js reports an answer cut off without `done`). An
+// event is the caller's to judge (chat_stream.js reports an answer cut off without `done`). An
 // exception thrown by onEvent (an `error` event, say) rejects this and cancels the body.
 export async function readEvents(response, onEvent) {
   const parser = createParser({

@@ -6,7 +6,7 @@
 //   const voice = initVoice({ micBtn, voiceBtn, statusEl, input, send });
 //   voice.readAloud(markdown, button);
 //
-// chat.js dispatches `tandem:answer-done` on document at the end of every turn, with
+// chat_stream.js dispatches `tandem:answer-done` on document at the end of every turn, with
 // `detail.text` the answer (null when there is none to read: stopped, failed, a comparison).
 import { request, toast } from "./api.js";
 
@@ -347,7 +347,7 @@ export function initVoice({ micBtn, voiceBtn, statusEl, input, send }) {
       const text = await transcribe(blob);
       if (text) {
         input.value = input.value ? `${input.value.replace(/\s*$/, " ")}${text}` : text;
-        input.dispatchEvent(new Event("input", { bubbles: true })); // chat.js resizes and enables Send
+        input.dispatchEvent(new Event("input", { bubbles: true })); // chat_composer.js resizes and enables Send
         input.focus();
       } else {
         toast("No speech was heard.");

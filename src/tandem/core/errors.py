@@ -1,4 +1,6 @@
-"""What a repository raises. Routes turn these into HTTP statuses; services pass them through."""
+"""Domain errors every layer raises: the store for rows, the data layer for snapshots, the
+services for requests. The API turns them into HTTP statuses (tandem.api.errors) and the CLI
+into exit codes (tandem.cli.common); nothing in between translates them."""
 
 
 class NotFound(LookupError):

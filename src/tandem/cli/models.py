@@ -1,0 +1,106 @@
+"""`tandem models`: model versions in the registry.
+
+tandem models list
+tandem models show VERSION
+tandem models prepare [--fp32]
+tandem models lineage [VERSION]
+tandem models set-status VERSION candidate|production|retired
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from tandem.cli.common import cli_session, prepare_models
+from tandem.core.settings import Settings
+
+models_app = typer.Typer(help="Model versions in the registry.")
+
+NO_VERSIONS = "no model versions yet: `tandem models prepare` or `tandem serve`"
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List model versions with their status and parent."""
+    from tandem.store import ModelVersionRepo
+
+    with cli_session() as session:
+        rows = ModelVersionRepo(session).list()
+        if not rows:
+            typer.echo(NO_VERSIONS)
+        for row in rows:
+            parent = f"  parent={row.parent_id}" if row.parent_id else ""
+            typer.echo(f"{row.id}  {row.status}  formats={','.join(row.formats)}{parent}")
+
+
+@models_app.command("show")
+def models_show(model_id: str) -> None:
+    """Show one version: status, files, lineage, card."""
+    from tandem.store import ModelVersionRepo
+
+    with cli_session() as session:
+        repo = ModelVersionRepo(session)
+        row = repo.get(model_id)
+        lineage = " <- ".join(v.id for v in repo.lineage(model_id))
+        typer.echo(f"id:       {row.id}\nstatus:   {row.status}\npath:     {row.base_path}")
+        typer.echo(f"formats:  {json.dumps(row.formats)}\nlineage:  {lineage}")
+        typer.echo(f"created:  {row.created_at:%Y-%m-%d %H:%M}")
+        if row.config:
+            typer.echo(f"config:   {json.dumps(row.config)}")
+        if row.card:
+            typer.echo("\n" + row.card)
+
+
+@models_app.command("prepare")
+def models_prepare(
+    fp32: Annotated[
+        bool,
+        typer.Option(
+            "--fp32",
+            help="Also build the fp32 ONNX model (~550 MB), served as <id>@onnx-fp32: the "
+            "reference's answers for evaluations, at int8's speed over 16 streams.",
+        ),
+    ] = False,
+) -> None:
+    """Prepare the embedded model now (serve does this on first start)."""
+    prepared = prepare_models(Settings.from_env())
+    typer.echo(f"{prepared.version} ready in {prepared.root}")
+    if fp32:
+        from tandem.registry.embedded import FP32_ONNX_DIR, build_fp32_onnx
+
+        out = build_fp32_onnx(prepared.hf_dir, prepared.root / FP32_ONNX_DIR)
+        typer.echo(f"{prepared.version}@onnx-fp32 ready in {out}")
+
+
+@models_app.command("lineage")
+def lineage(
+    version: Annotated[str | None, typer.Argument(help="Show only this version's branch.")] = None,
+) -> None:
+    """Print the tree of model versions (parent -> children) with status, method, data hash."""
+    from tandem.core.errors import NotFound
+    from tandem.registry.lineage import render_lineage
+    from tandem.store import ModelVersionRepo
+
+    with cli_session() as session:
+        rows = ModelVersionRepo(session).list()
+        try:
+            text = render_lineage(rows, focus=version)
+        except LookupError:
+            raise NotFound("model version", version) from None
+    typer.echo(text or NO_VERSIONS)
+
+
+@models_app.command("set-status")
+def set_status(
+    version: Annotated[str, typer.Argument(help="The model version.")],
+    status: Annotated[str, typer.Argument(help="candidate, production or retired.")],
+) -> None:
+    """Set a version's status (candidate / production / retired)."""
+    from tandem.registry.versions import set_status as set_version_status
+
+    with cli_session() as session:
+        row = set_version_status(session, version, status)
+        typer.echo(json.dumps({"id": row.id, "status": row.status}))

@@ -1,0 +1,92 @@
+"""The admin console's pages: datasets, eval runs, the offline-vs-online report, rollouts.
+
+GET /admin/datasets      build and browse dataset snapshots (a shell: its script calls /api)
+GET /admin/evals         eval runs and their graded items (a shell: its script calls /api)
+GET /admin/report        offline vs online per model version, rendered on the server
+GET /admin/rollouts      production, candidates, gates and history, rendered on the server
+
+Every page needs an admin's web session (`AdminPageUser`). The JSON they read or change is the
+API's (`tandem.api.routes.datasets`, `.evals`, `.rollouts`), behind its own admin check.
+The app factory (`tandem.web.app.create_app`) serves this router.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from tandem.api.deps import SessionDep
+from tandem.api.routes.evals import MetricQuery
+from tandem.api.routes.rollouts import rollout_detail
+from tandem.core.signals import FEEDBACK_REASON_LABELS
+from tandem.evals.report import ONLINE_METRICS, gap_report
+from tandem.store.models import Profile, User
+from tandem.store.rollouts import RolloutRepo
+from tandem.web.page_access import AdminPageUser
+from tandem.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/admin/datasets", response_class=HTMLResponse)
+def admin_datasets_page(request: Request, user: AdminPageUser) -> Response:
+    """The page is a shell; its script calls /api/datasets with the session cookie + CSRF."""
+    return templates.TemplateResponse(
+        request, "admin_datasets.html", {"user": user, "reasons": FEEDBACK_REASON_LABELS}
+    )
+
+
+@router.get("/admin/evals", response_class=HTMLResponse)
+def admin_evals_page(request: Request, user: AdminPageUser) -> Response:
+    """The page is a shell; its script calls /api/evals/runs with the session cookie."""
+    return templates.TemplateResponse(request, "admin_evals.html", {"user": user})
+
+
+@router.get("/admin/report", response_class=HTMLResponse)
+def admin_report_page(
+    request: Request,
+    user: AdminPageUser,
+    session: SessionDep,
+    x: MetricQuery = None,
+    y: MetricQuery = None,
+) -> Response:
+    """Rendered on the server; Jinja's autoescape covers every name that came from the DB."""
+    report = gap_report(session)
+    offline = [m for m in report["metrics"] if m["kind"] == "offline"]
+    default_x = next((m["id"] for m in offline if m["id"] == "ifeval"), None)
+    default_x = default_x or (offline[0]["id"] if offline else None)
+    error = None
+    if x is not None and x not in {m["id"] for m in offline}:
+        error, x = f"unknown offline suite {x!r}; showing the default", None
+    if y is not None and y not in ONLINE_METRICS:
+        error, y = f"unknown online metric {y!r}; showing thumbs-up", None
+    context = {
+        "user": user,
+        "report": report,
+        "offline": offline,
+        "online": ONLINE_METRICS,
+        "x": x or default_x,
+        "y": y or "thumbs_up",
+        "error": error,
+    }
+    return templates.TemplateResponse(request, "admin_report.html", context)
+
+
+@router.get("/admin/rollouts", response_class=HTMLResponse)
+def admin_rollouts_page(request: Request, user: AdminPageUser, session: SessionDep) -> Response:
+    """Rendered on the server; Jinja's autoescape covers every name and reason from the DB."""
+    rollouts = []
+    for row in RolloutRepo(session).list():
+        detail = rollout_detail(session, row)
+        profile = session.get(Profile, row.profile_id) if row.profile_id else None
+        detail["profile_name"] = profile.name if profile else None
+        detail["production_share"] = max(
+            0.0, 1.0 - sum(c["traffic_share"] for c in detail["candidates"])
+        )
+        for event in detail["events"]:
+            actor = session.get(User, event["actor_id"]) if event["actor_id"] else None
+            event["actor_email"] = actor.email if actor else None
+        rollouts.append(detail)
+    return templates.TemplateResponse(
+        request, "admin_rollouts.html", {"user": user, "rollouts": rollouts}
+    )
