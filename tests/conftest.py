@@ -183,8 +183,8 @@ OTHER_ANSWER = "Another answer from the other model."
 @pytest.fixture
 def fake_catalog() -> object:
     """Two fake models: `fake-model` echoes ("You said: …"), `other-model` is scripted."""
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
 
     catalog = ModelCatalog(default_model="fake-model")
     catalog.add(FakeEngine("fake-model"))

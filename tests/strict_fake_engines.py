@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tandem.engines.fake import FakeEngine
+from fake_engine import FakeEngine
 
 
 class SeededFakeEngine(FakeEngine):

@@ -185,9 +185,9 @@ def test_the_web_session_needs_its_csrf_token(client):
 def test_voice_counts_against_the_generation_rate_limit(tandem_home, sqlite_url):
     from fastapi.testclient import TestClient
 
+    from fake_engine import FakeEngine
     from tandem.core.settings import RateLimit, Settings
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
     from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model="fake-model")
@@ -206,9 +206,9 @@ def test_voice_counts_against_the_generation_rate_limit(tandem_home, sqlite_url)
 def test_a_missing_model_is_503_not_500(tandem_home, sqlite_url, tmp_path):
     from fastapi.testclient import TestClient
 
+    from fake_engine import FakeEngine
     from tandem.core.settings import Settings
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
     from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model="fake-model")

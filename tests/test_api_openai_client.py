@@ -101,7 +101,7 @@ def test_abandoned_stream_is_recorded_as_cancelled(app, live_server, fake_catalo
     """A client that stops reading mid-stream: the server records a cancelled generation."""
     import time
 
-    from tandem.engines.fake import FakeEngine
+    from fake_engine import FakeEngine
     from tandem.store import GenerationRepo, UserRepo
 
     fake_catalog.add(FakeEngine("slow-model", script=[" ".join(["word"] * 200)], delay_s=0.02))

@@ -6,8 +6,8 @@ import base64
 import hashlib
 
 from conftest import new_user, sse_events
+from fake_engine import FakeEngine
 from tandem.core.images import MAX_UPLOAD_BYTES
-from tandem.engines.fake import FakeEngine
 
 # A real 1x1 PNG.
 PNG = base64.b64decode(

@@ -171,3 +171,33 @@ def test_no_module_is_longer_than_the_limit() -> None:
     lengths = {str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in files}
     too_long = {path: n for path, n in lengths.items() if n > MAX_LINES}
     assert not too_long, f"over {MAX_LINES} lines: {too_long}"
+
+
+def test_vocabularies_are_declared_once() -> None:
+    """Feedback reasons, dataset columns and the method → dataset kind map are spelled out in
+    core/signals.py only; everything else (Python, templates, JavaScript) imports or receives
+    them."""
+    from tandem.core.signals import DATASET_COLUMNS, FEEDBACK_REASON_LABELS, FEEDBACK_REASONS
+
+    telltales = {
+        "feedback reasons": re.compile(
+            r"[\"']\s*,\s*[\"']".join(map(re.escape, FEEDBACK_REASONS[:2]))
+        ),
+        "reason labels": re.compile(re.escape(FEEDBACK_REASON_LABELS["refused"])),
+        **{
+            f"{kind} columns": re.compile(r"[\"']\s*,\s*[\"']".join(map(re.escape, columns)))
+            for kind, columns in DATASET_COLUMNS.items()
+            if len(columns) > 1
+        },
+        "method to kind": re.compile(r"[\"']dpo[\"']\s*:\s*[\"']preference[\"']"),
+    }
+    home = SRC / "tandem" / "core" / "signals.py"
+    files = [p for ext in ("py", "js", "html") for p in (SRC / "tandem").rglob(f"*.{ext}")]
+    found = {
+        name: sorted(
+            str(p.relative_to(ROOT)) for p in files if p != home and rx.search(p.read_text())
+        )
+        for name, rx in telltales.items()
+    }
+    assert all(rx.search(home.read_text()) for rx in telltales.values())
+    assert not any(found.values()), found

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import new_user, sse_events
+from fake_engine import FakeEngine
 from tandem.chat.fitting import CONTEXT_NOTICE, fit_to_context
 from tandem.core import Message
 from tandem.engines import ModelCatalog
-from tandem.engines.fake import FakeEngine
 from tandem.engines.loops import LoopDetector, repeats_itself
 
 # Fake tokens are words: a 120-word context holds a few turns of the long messages below.

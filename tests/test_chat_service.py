@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
+from fake_engine import FakeEngine
 from tandem.chat import ChatService, render_messages, render_system_prompt
 from tandem.core import Message
 from tandem.core.errors import InvalidInput, NotFound
 from tandem.engines import ModelCatalog, ModelNotFound
-from tandem.engines.fake import FakeEngine
 from tandem.store import (
     ConversationRepo,
     CustomInstructionsRepo,

@@ -166,9 +166,9 @@ def world(tmp_path_factory) -> Iterator[World]:
     from argon2 import PasswordHasher
     from fastapi.testclient import TestClient
 
+    from fake_engine import FakeEngine
     from tandem.core.settings import Settings
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
     from tandem.web.app import create_app
 
     home = tmp_path_factory.mktemp("data-world")

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
+from fake_engine import FakeEngine
 from tandem.core import Message, SamplingParams
 from tandem.engines import ModelCatalog, ModelInfo, ModelNotFound
-from tandem.engines.fake import FakeEngine
 
 
 def test_lazy_engines_load_once_on_first_use():

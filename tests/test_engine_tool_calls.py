@@ -23,11 +23,11 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from conftest import new_user
+from fake_engine import FakeEngine
 from tandem.chat import ChatService
 from tandem.core import Message, SamplingParams
 from tandem.core.settings import BackendConfig, Settings
 from tandem.engines import ModelCatalog
-from tandem.engines.fake import FakeEngine
 from tandem.engines.openai_compat import OpenAICompatEngine, ToolCallAssembler
 from tandem.store import ConversationRepo, GenerationRepo, UserRepo
 from tandem.tools.base import Tool, ToolContext, ToolResult, register_tool

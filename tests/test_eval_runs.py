@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 import tandem.cli.eval_runs as cli_eval_runs
 from conftest import new_user
+from fake_engine import FakeEngine
 from tandem.cli.main import app as cli
 from tandem.core.messages import Message
 from tandem.engines import ModelCatalog
-from tandem.engines.fake import FakeEngine
 from tandem.evals.ifeval.task import default_input_path
 from tandem.evals.paired import compare_outcomes, mcnemar_exact
 from tandem.evals.runs import EVAL_SAMPLING, generate_answers, run_suite

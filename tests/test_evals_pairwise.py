@@ -17,10 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 import tandem.cli.eval_runs as cli_eval_runs
+from fake_engine import FakeEngine
 from tandem.cli.main import app as cli
 from tandem.core.messages import Message
 from tandem.engines import ModelCatalog
-from tandem.engines.fake import FakeEngine
 from tandem.evals.pairwise import (
     PAIR_JUDGE_SYSTEM,
     fit_length_logistic,

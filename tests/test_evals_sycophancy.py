@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from fake_engine import FakeEngine
 from tandem.core.messages import Message
-from tandem.engines.fake import FakeEngine
 from tandem.evals import get_task
 from tandem.evals.report import HEADLINES, Headline, headline
 from tandem.evals.runs import summarize

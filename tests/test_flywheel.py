@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from fake_engine import FakeEngine
 from tandem.cli.main import app as cli
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
-from tandem.engines.fake import FakeEngine
 from tandem.evals.tasks import get_task
 from tandem.flywheel.config import (
     EVENT_BUDGET,

@@ -23,9 +23,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fake_engine import FakeEngine
 from tandem.core.messages import Message
 from tandem.engines import EngineError, ModelCatalog
-from tandem.engines.fake import FakeEngine
 from tandem.evals import get_task
 from tandem.evals.tasks import Example, Grade, Task
 from tandem.simulate import Judge, SimulationConfig, run_simulation

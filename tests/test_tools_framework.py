@@ -9,13 +9,13 @@ from typing import ClassVar
 
 import pytest
 
+from fake_engine import FakeEngine
 from tandem.chat import ChatService
 from tandem.core.errors import InvalidInput
 from tandem.core.generation import SamplingParams, Usage
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
 from tandem.engines.base import Chunk, EncodedPrompt
-from tandem.engines.fake import FakeEngine
 from tandem.store import ConversationRepo, GenerationRepo, ProfileRepo, UserRepo
 from tandem.tools.base import Citation, Tool, ToolContext, ToolResult, register_tool
 

@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from conftest import new_user, sse_events
+from fake_engine import FakeEngine
 from tandem.core.settings import ImageBackendConfig, Settings
-from tandem.engines.fake import FakeEngine
 from tandem.tools.image import NOT_CONFIGURED, clean_prompt, write_image_prompt
 from test_api_product_uploads import PNG
 

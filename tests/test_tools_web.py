@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import new_user
+from fake_engine import FakeEngine
 from fake_site import FakeSite, html
 from tandem.chat import ChatService
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
-from tandem.engines.fake import FakeEngine
 from tandem.net import safe_fetch
 from tandem.net.readable import extract_html, extract_text, readable
 from tandem.store import ConversationRepo, GenerationRepo, UserRepo

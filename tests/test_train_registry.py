@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
+from fake_engine import FakeEngine
 from tandem.cli.main import app
 from tandem.core.errors import InvalidInput, NotFound
 from tandem.core.settings import Settings
-from tandem.engines.fake import FakeEngine
 from tandem.engines.setup import build_catalog
 from tandem.registry.lineage import render_lineage
 from tandem.registry.versions import (

@@ -81,8 +81,8 @@ def test_signup_login_and_logout_through_the_forms(web):
 
 
 def test_stop_ends_a_slow_stream_and_keeps_the_partial_answer(web_with):
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
 
     long_answer = " ".join(f"word{i}" for i in range(400))
     catalog = ModelCatalog(default_model="slow-model")
@@ -111,8 +111,8 @@ def test_stop_ends_a_slow_stream_and_keeps_the_partial_answer(web_with):
 
 
 def test_regenerate_keeps_every_answer_and_paging_moves_the_branch(web_with):
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
 
     catalog = ModelCatalog(default_model="scripted")
     catalog.add(FakeEngine("scripted", script=["First answer.", "Second answer.", "Third one."]))
@@ -193,8 +193,8 @@ def test_markup_in_messages_is_shown_as_text_and_never_runs(web):
 
 
 def test_code_blocks_are_highlighted_and_copyable(web_with):
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
 
     answer = "Here:\n\n```python\ndef add(a, b):\n    # sum\n    return a + 2\n```\n\n- one\n- two"
     catalog = ModelCatalog(default_model="coder")
@@ -296,8 +296,8 @@ def tiny_png() -> bytes:
 
 
 def test_an_attached_image_is_shown_stored_and_served_back(web_with):
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
 
     catalog = ModelCatalog(default_model="vision-model")
     catalog.add(FakeEngine("vision-model", accepts_images=True))
@@ -323,8 +323,8 @@ def test_an_attached_image_is_shown_stored_and_served_back(web_with):
 
 
 def test_a_failing_model_backend_shows_what_to_do_and_retry_works(web_with):
+    from fake_engine import FakeEngine
     from tandem.engines import EngineError, ModelCatalog
-    from tandem.engines.fake import FakeEngine
 
     class FlakyEngine(FakeEngine):
         """Fails its first answer half-way, then answers normally."""

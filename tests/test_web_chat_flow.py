@@ -26,8 +26,8 @@ pytestmark = pytest.mark.browser
 
 
 def _catalog(**engines):
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
 
     catalog = ModelCatalog(default_model="fake-model")
     catalog.add(FakeEngine("fake-model", **engines.pop("fake_model", {})))
@@ -268,9 +268,9 @@ def test_sidebar_search_finds_message_text(web):
 
 
 def test_engine_variants_are_not_offered_to_ordinary_users(web_with):
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
     from tandem.engines.base import ModelInfo
-    from tandem.engines.fake import FakeEngine
 
     catalog = ModelCatalog(default_model="base")
     catalog.add(FakeEngine("base"))

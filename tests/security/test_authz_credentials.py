@@ -57,8 +57,8 @@ LONG = " ".join(f"w{i}" for i in range(300))  # echoed word by word: 300 x 20 ms
 
 @pytest.fixture
 def slow_app(settings):
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
     from tandem.web.app import create_app
 
     catalog = ModelCatalog(default_model="fake-model")

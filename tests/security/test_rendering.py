@@ -95,8 +95,8 @@ def assert_inert(page) -> None:
 
 
 def scripted(text: str):
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
 
     catalog = ModelCatalog(default_model="scripted")
     catalog.add(FakeEngine("scripted", script=[text] * 4))
@@ -467,8 +467,8 @@ def test_every_prefix_of_an_answer_renders(web):
 
 
 def test_a_streamed_answer_renders_markdown_math_and_code(web_with):
+    from fake_engine import FakeEngine
     from tandem.engines import ModelCatalog
-    from tandem.engines.fake import FakeEngine
 
     catalog = ModelCatalog(default_model="slow")
     catalog.add(FakeEngine("slow", script=[STREAMED], delay_s=0.08))

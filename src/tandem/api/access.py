@@ -1,6 +1,7 @@
 """Who may call each route: one declared rule per (method, path), checked by
 tests/security/test_authz_matrix.py against the app's real routes, so a route added without a
-rule fails the suite.
+rule fails the suite. It ships beside the routes (not in tests/) because it is the access
+policy an operator audits: docs/security.md points here.
 
 Rules:
     PUBLIC       no credential (sign-up, log-in, the API docs, static assets)
