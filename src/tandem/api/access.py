@@ -118,6 +118,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     # rollouts
     ("GET", "/api/users"): A,
     ("PATCH", "/api/users/{user_id}"): A,
+    ("POST", "/api/users/{user_id}/password"): A,
     ("GET", "/api/admin/settings"): A,
     ("PUT", "/api/admin/settings"): A,
     ("POST", "/api/datasets"): A,
@@ -138,6 +139,12 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/admin/rollouts/{rollout_id}/check"): A,
     ("POST", "/api/admin/rollouts/{rollout_id}/promote"): A,
     ("POST", "/api/admin/rollouts/{rollout_id}/rollback"): A,
+    ("GET", "/api/admin/signals"): A,
+    ("POST", "/api/admin/signals/{feedback_id}/regression"): A,
+    ("GET", "/api/admin/models"): A,
+    ("GET", "/api/admin/models/{version}"): A,
+    ("POST", "/api/admin/models/{version}/archive"): A,
+    ("POST", "/api/admin/models/{version}/restore"): A,
     # web pages
     ("GET", "/"): Rule.PAGE,
     ("GET", "/c/{conversation_id}"): Rule.PAGE,
@@ -145,10 +152,14 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/profiles"): Rule.PAGE,
     ("GET", "/login"): P,
     ("GET", "/signup"): P,
+    ("GET", "/admin"): Rule.ADMIN_PAGE,
+    ("GET", "/admin/users"): Rule.ADMIN_PAGE,
     ("GET", "/admin/datasets"): Rule.ADMIN_PAGE,
     ("GET", "/admin/evals"): Rule.ADMIN_PAGE,
     ("GET", "/admin/report"): Rule.ADMIN_PAGE,
     ("GET", "/admin/rollouts"): Rule.ADMIN_PAGE,
+    ("GET", "/admin/signals"): Rule.ADMIN_PAGE,
+    ("GET", "/admin/models"): Rule.ADMIN_PAGE,
 }
 
 

@@ -38,10 +38,12 @@ from tandem.api.routes import (
     keys,
     memories,
     messages,
+    models_admin,
     openai,
     privacy,
     profiles,
     rollouts,
+    signals,
     uploads,
     users,
 )
@@ -79,6 +81,8 @@ ROUTERS = (
     datasets.router,
     evals.router,
     rollouts.router,
+    models_admin.router,
+    signals.router,
 )
 
 

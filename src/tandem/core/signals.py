@@ -29,6 +29,22 @@ RATINGS: tuple[RatingValue, ...] = get_args(RatingValue)
 # A blind comparison's outcome: answer a, answer b, a tie, or neither is good.
 Verdict = Literal["a", "b", "tie", "both_bad"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+VERDICT_LABELS: dict[Verdict, str] = {
+    "a": "A is better",
+    "b": "B is better",
+    "tie": "Tie",
+    "both_bad": "Both are bad",
+}
+
+# The signals the admin console lists (GET /api/admin/signals): thumbs (with reasons and a
+# comment), blind-comparison votes, and improved answers.
+SignalKind = Literal["thumbs", "vote", "improvement"]
+SIGNAL_KINDS: tuple[SignalKind, ...] = get_args(SignalKind)
+SIGNAL_KIND_LABELS: dict[SignalKind, str] = {
+    "thumbs": "Thumbs",
+    "vote": "Comparison votes",
+    "improvement": "Improved answers",
+}
 
 # Dataset snapshot kinds and their columns: TRL's column names, exactly (SFTTrainer,
 # DPOTrainer/RewardTrainer, KTOTrainer).

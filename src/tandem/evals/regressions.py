@@ -2,21 +2,25 @@
 must do better on.
 
     path = build_regression_suite(session, home)       # $TANDEM_HOME/evals/regressions-<date>.jsonl
+    path, added = add_regression_case(session, home, feedback_id)   # False: already in it
     task = get_task("regressions", path=path)          # default: the newest such file
     task.grade(example, response).details["status"]    # passed / failed / not_graded
 
-`tandem eval build-regressions` writes the file. Each line is one case: the conversation the
-model saw, the bad answer, the reasons and comment, and a rubric made of those. Grading always
-requires a response that is not the bad answer again; then, per reason, a rule where one fits
-(`too_long`: at least 30% shorter than the bad answer; `refused`: not a refusal) and the judge
-hook for the rest (`didnt_follow_instructions`, `not_factual`, `unsafe`, `other`, or no reason).
-Without a judge those judge items are "not graded", never passed.
+`tandem eval build-regressions` writes the file; `add_regression_case` (the admin console's
+"Add to regressions") adds one thumbs-down to the newest file, once. Each line is one case: the
+conversation the model saw, the bad answer, the reasons and comment, and a rubric made of
+those. Grading always requires a response that is not the bad answer again; then, per
+reason, a rule where one fits (`too_long`: at least 30% shorter than the bad answer; `refused`:
+not a refusal) and the judge hook for the rest (`didnt_follow_instructions`, `not_factual`,
+`unsafe`, `other`, or no reason). Without a judge those judge items are "not graded", never
+passed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -24,12 +28,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tandem.core.errors import InvalidInput
 from tandem.core.messages import Message
 from tandem.evals.judge import RubricJudge
 from tandem.evals.refusal import classify_refusal, is_refusal
 from tandem.evals.rules import verdict
 from tandem.evals.tasks import Example, Grade, Task, register_task
-from tandem.store.regressions import ThumbsDownCase, thumbs_down_cases
+from tandem.store.regressions import ThumbsDownCase, thumbs_down_case, thumbs_down_cases
 
 # A response must be at most this fraction of the bad answer's length (in characters).
 TOO_LONG_RATIO = 0.7
@@ -50,11 +55,16 @@ def _rubric(case: ThumbsDownCase, prompt: str) -> str:
     )
 
 
+def item_id(feedback_id: str) -> str:
+    """A suite item's id: one item per thumbs-down, in every suite."""
+    return f"regression-{feedback_id}"
+
+
 def _case_line(case: ThumbsDownCase) -> dict[str, Any]:
     messages = [Message.from_dict(m) for m in case.input_messages]
     prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
     return {
-        "id": f"regression-{case.feedback_id}",
+        "id": item_id(case.feedback_id),
         "messages": [m.to_openai() for m in messages],
         "bad_answer": case.bad_answer,
         "reasons": case.reasons,
@@ -65,24 +75,71 @@ def _case_line(case: ThumbsDownCase) -> dict[str, Any]:
     }
 
 
-def build_regression_suite(
-    session: Session, home: Path, *, output: Path | None = None, today: date | None = None
-) -> tuple[Path, int]:
-    """Write the suite (one JSON object per line); returns its path and the number of items.
-
-    The file is written beside its final name and renamed into place, so a crash never leaves
-    a half-written suite where `regressions` would load it."""
-    path = output or suite_dir(home) / f"regressions-{(today or date.today()).isoformat()}.jsonl"
+def _write_atomically(path: Path, lines: Iterable[str]) -> None:
+    """Write beside the final name and rename into place, so a crash never leaves a
+    half-written suite where `regressions` would load it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [_case_line(c) for c in thumbs_down_cases(session) if c.input_messages]
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for line in lines:
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+            f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def build_regression_suite(
+    session: Session, home: Path, *, output: Path | None = None, today: date | None = None
+) -> tuple[Path, int]:
+    """Write the suite (one JSON object per line); returns its path and the number of items."""
+    path = output or suite_dir(home) / f"regressions-{(today or date.today()).isoformat()}.jsonl"
+    lines = [_case_line(c) for c in thumbs_down_cases(session) if c.input_messages]
+    _write_atomically(path, (json.dumps(line, ensure_ascii=False) for line in lines))
     return path, len(lines)
+
+
+# One writer at a time in this process: two clicks on one rating must add one item.
+_adding = threading.Lock()
+
+
+def suite_case_ids(path: Path) -> set[str]:
+    """The item ids in a suite file (`regression-<feedback id>`)."""
+    if not path.exists():
+        return set()
+    with path.open(encoding="utf-8") as f:
+        return {json.loads(line)["id"] for line in f if line.strip()}
+
+
+def current_suite(home: Path) -> Path | None:
+    """The suite `regressions` loads by default, or None before the first one."""
+    try:
+        return latest_suite(home)
+    except FileNotFoundError:
+        return None
+
+
+def add_regression_case(
+    session: Session, home: Path, feedback_id: str, *, today: date | None = None
+) -> tuple[Path, bool]:
+    """Add the thumbs-down `feedback_id` to the newest suite (a new file for today when there
+    is none), under the rules of a build (`thumbs_down_case` says why a rating cannot be
+    added). Returns the suite's path and whether the item was added: False when it is already
+    there. A later build rewrites the suite from every current thumbs-down, this one
+    included while it stands."""
+    case = thumbs_down_case(session, feedback_id)
+    if not case.input_messages:
+        raise InvalidInput("the rated answer has no recorded prompt to replay")
+    item = _case_line(case)
+    with _adding:
+        path = current_suite(home) or (
+            suite_dir(home) / f"regressions-{(today or date.today()).isoformat()}.jsonl"
+        )
+        if item["id"] in suite_case_ids(path):
+            return path, False
+        kept = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        lines = [line for line in kept if line.strip()]
+        _write_atomically(path, [*lines, json.dumps(item, ensure_ascii=False)])
+    return path, True
 
 
 def latest_suite(home: Path) -> Path:

@@ -219,6 +219,32 @@ class UserRepo:
             raise Conflict("an admin cannot disable their own account")
         user = self.get(user_id)
         user.is_disabled = disabled
+        if disabled:  # signed out at once, and no old cookie comes back on re-enabling
+            self.session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+        self.session.commit()
+        return user
+
+    def set_admin(self, acting_user_id: str, user_id: str, is_admin: bool) -> User:
+        self._require_admin(acting_user_id)
+        if acting_user_id == user_id and not is_admin:
+            # Also what keeps a site from losing its last admin through the console.
+            raise Conflict("an admin cannot remove their own admin role")
+        user = self.get(user_id)
+        user.is_admin = is_admin
+        self.session.commit()
+        return user
+
+    def reset_password(self, acting_user_id: str, user_id: str, new: str) -> User:
+        """An admin sets a temporary password for someone else; every web session of that
+        user ends (their API keys stay: revoking those is the user's, under /api/keys)."""
+        self._require_admin(acting_user_id)
+        if acting_user_id == user_id:
+            raise Conflict("change your own password in Settings, which asks for the current one")
+        user = self.get(user_id)
+        if problem := password_problem(new, [user.email, user.display_name]):
+            raise InvalidInput(problem)
+        user.password_hash = _hasher.hash(new)
+        self.session.execute(delete(WebSession).where(WebSession.user_id == user_id))
         self.session.commit()
         return user
 

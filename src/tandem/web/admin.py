@@ -1,5 +1,8 @@
-"""The admin console's pages: datasets, eval runs, the offline-vs-online report, rollouts.
+"""The admin console's pages: overview, datasets, eval runs, the offline-vs-online report,
+rollouts, users.
 
+GET /admin               the overview: counts across the loop, rendered on the server
+GET /admin/users         accounts: disable, make admin, reset a password (its script calls /api)
 GET /admin/datasets      build and browse dataset snapshots (a shell: its script calls /api)
 GET /admin/evals         eval runs and their graded items (a shell: its script calls /api)
 GET /admin/report        offline vs online per model version, rendered on the server
@@ -21,25 +24,54 @@ from tandem.api.routes.rollouts import rollout_detail
 from tandem.core.signals import FEEDBACK_REASON_LABELS
 from tandem.evals.report import ONLINE_METRICS, gap_report
 from tandem.store.models import Profile, User
+from tandem.store.overview import console_counts
 from tandem.store.rollouts import RolloutRepo
 from tandem.web.page_access import AdminPageUser
 from tandem.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 
+# The console's pages, in nav order: (key, label, href). A handler passes its key as `active`;
+# every console template reads the list as the Jinja global `admin_nav` (admin_base.html).
+ADMIN_NAV: tuple[tuple[str, str, str], ...] = (
+    ("overview", "Overview", "/admin"),
+    ("signals", "Signals", "/admin/signals"),
+    ("datasets", "Datasets", "/admin/datasets"),
+    ("models", "Models", "/admin/models"),
+    ("evals", "Evals", "/admin/evals"),
+    ("report", "Report", "/admin/report"),
+    ("rollouts", "Rollouts", "/admin/rollouts"),
+    ("users", "Users", "/admin/users"),
+)
+templates.env.globals["admin_nav"] = ADMIN_NAV
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_overview_page(request: Request, user: AdminPageUser, session: SessionDep) -> Response:
+    context = {"user": user, "active": "overview", "counts": console_counts(session)}
+    return templates.TemplateResponse(request, "admin_overview.html", context)
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def admin_users_page(request: Request, user: AdminPageUser) -> Response:
+    """The page is a shell; its script calls /api/users with the session cookie + CSRF."""
+    return templates.TemplateResponse(
+        request, "admin_users.html", {"user": user, "active": "users"}
+    )
+
 
 @router.get("/admin/datasets", response_class=HTMLResponse)
 def admin_datasets_page(request: Request, user: AdminPageUser) -> Response:
     """The page is a shell; its script calls /api/datasets with the session cookie + CSRF."""
-    return templates.TemplateResponse(
-        request, "admin_datasets.html", {"user": user, "reasons": FEEDBACK_REASON_LABELS}
-    )
+    context = {"user": user, "active": "datasets", "reasons": FEEDBACK_REASON_LABELS}
+    return templates.TemplateResponse(request, "admin_datasets.html", context)
 
 
 @router.get("/admin/evals", response_class=HTMLResponse)
 def admin_evals_page(request: Request, user: AdminPageUser) -> Response:
     """The page is a shell; its script calls /api/evals/runs with the session cookie."""
-    return templates.TemplateResponse(request, "admin_evals.html", {"user": user})
+    context = {"user": user, "active": "evals"}
+    return templates.TemplateResponse(request, "admin_evals.html", context)
 
 
 @router.get("/admin/report", response_class=HTMLResponse)
@@ -62,6 +94,7 @@ def admin_report_page(
         error, y = f"unknown online metric {y!r}; showing thumbs-up", None
     context = {
         "user": user,
+        "active": "report",
         "report": report,
         "offline": offline,
         "online": ONLINE_METRICS,
@@ -88,5 +121,5 @@ def admin_rollouts_page(request: Request, user: AdminPageUser, session: SessionD
             event["actor_email"] = actor.email if actor else None
         rollouts.append(detail)
     return templates.TemplateResponse(
-        request, "admin_rollouts.html", {"user": user, "rollouts": rollouts}
+        request, "admin_rollouts.html", {"user": user, "active": "rollouts", "rollouts": rollouts}
     )

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from tandem.api.app import create_api
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
-from tandem.web import admin, api_docs, pages
+from tandem.web import admin, admin_models, admin_signals, api_docs, pages
 from tandem.web.page_access import install_page_access
 from tandem.web.templating import STATIC_DIR
 
@@ -27,7 +27,13 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     the app closes them on shutdown; a catalog passed in belongs to the caller."""
     app = create_api(settings, catalog)
     install_page_access(app)  # pages answer a missing session with /login, not JSON
-    for router in (pages.router, admin.router, api_docs.router):
+    for router in (
+        pages.router,
+        admin.router,
+        admin_models.router,
+        admin_signals.router,
+        api_docs.router,
+    ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,15 +1,16 @@
-"""Administration: list users, disable or re-enable one; site settings (open or close
+"""Administration: list users, disable or re-enable one, make or unmake an admin, set a
+temporary password; site settings (open or close
 sign-up, the share of turns answered as blind comparisons and by which two models)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from tandem.api.deps import AdminUser, CatalogDep, SessionDep, SettingsDep
 from tandem.api.errors import ApiError
-from tandem.api.routes.auth import UserPublic
+from tandem.api.routes.auth import Password, UserPublic
 from tandem.api.schemas import Body, Id, ModelId
 from tandem.core.settings import Settings
 from tandem.store import SiteSettingsRepo, UserRepo
@@ -18,7 +19,14 @@ router = APIRouter(prefix="/api", tags=["admin"])
 
 
 class UserAdminUpdate(Body):
-    is_disabled: bool
+    """Only the fields sent change; an admin cannot disable themselves or drop their own role."""
+
+    is_disabled: bool | None = None
+    is_admin: bool | None = None
+
+
+class PasswordReset(Body):
+    new_password: Password = Field(description="a temporary password to hand to the user")
 
 
 class SiteSettingsPublic(BaseModel):
@@ -59,7 +67,25 @@ def list_users(admin: AdminUser, session: SessionDep):
 
 @router.patch("/users/{user_id}", response_model=UserPublic)
 def update_user(user_id: Id, body: UserAdminUpdate, admin: AdminUser, session: SessionDep):
-    return UserRepo(session).set_disabled(admin.id, user_id, body.is_disabled)
+    if body.is_disabled is None and body.is_admin is None:
+        raise ApiError(422, "send is_disabled, is_admin or both", "invalid_value")
+    users = UserRepo(session)
+    user = users.get(user_id)
+    if body.is_admin is not None:
+        user = users.set_admin(admin.id, user_id, body.is_admin)
+    if body.is_disabled is not None:
+        user = users.set_disabled(admin.id, user_id, body.is_disabled)
+    return user
+
+
+@router.post("/users/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
+def reset_user_password(
+    user_id: Id, body: PasswordReset, admin: AdminUser, session: SessionDep
+) -> Response:
+    """Set a temporary password for another user (yours: POST /api/auth/password); every
+    web session of theirs ends, so whoever held one must sign in with the new password."""
+    UserRepo(session).reset_password(admin.id, user_id, body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/admin/settings", response_model=SiteSettingsPublic)

@@ -201,6 +201,25 @@ $("key-add").addEventListener("submit", async (e) => {
 $("name-save").addEventListener("click", (e) =>
   saving(e.currentTarget, () => api("PATCH", "/api/auth/me", { display_name: $("display-name").value.trim() }), "Name saved"));
 
+// The server's refusal (a wrong current password, a common one) is shown under the form.
+$("pw-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const error = $("pw-error");
+  const show = (text) => { error.textContent = text; error.hidden = !text; };
+  if ($("pw-new").value !== $("pw-confirm").value) return show("The new password and its confirmation differ.");
+  show("");
+  $("pw-save").disabled = true;
+  try {
+    await api("POST", "/api/auth/password", { current_password: $("pw-current").value, new_password: $("pw-new").value });
+    e.target.reset();
+    toast("Password changed; your other sessions were signed out");
+  } catch (err) {
+    show(err.message);
+  } finally {
+    $("pw-save").disabled = false;
+  }
+});
+
 async function loadMe() {
   const me = await api("GET", "/api/auth/me");
   $("use-for-training").checked = me.use_for_training;
