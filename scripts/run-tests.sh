@@ -15,7 +15,8 @@ trap 'rm -f "$log"' EXIT
 stage() {
   local name=$1; shift
   echo "=== tests: $name ==="
-  $PY -m pytest "$@" 2>&1 | tee "$log"
+  # The slowest tests of each stage are listed, to keep `make test` inside its 30 minutes.
+  $PY -m pytest --durations=8 "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   if [ "$rc" -eq 5 ]; then echo "(no tests in stage $name)"; rc=0; fi
   [ "$rc" -ne 0 ] && status=$rc

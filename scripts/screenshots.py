@@ -5,7 +5,8 @@ model, taken in Debian's Chromium (the browser the tests use).
 
 Serves a throwaway instance (temporary TANDEM_HOME, SQLite) on a free port, drives it like a
 person would, and writes PNGs into docs/screenshots/: chat, feedback, comparison, settings,
-profiles, phone, phone-menu. The model is prepared once into the test cache
+profiles, phone, phone-menu, then every admin console page (scripts/screenshots_admin.py:
+admin-<page>.png). The model is prepared once into the test cache
 (.cache/test-models, or $TANDEM_TEST_MODEL_HOME), so a second run starts in seconds.
 """
 
@@ -18,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -30,6 +32,7 @@ from browser_fixtures import launch_chromium  # noqa: E402
 DESKTOP = {"width": 1280, "height": 820}
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "password-123"
+MODEL_HOME = Path(os.environ.get("TANDEM_TEST_MODEL_HOME") or REPO / ".cache" / "test-models")
 
 
 def serve(app: object) -> tuple[str, object]:
@@ -52,9 +55,8 @@ def build_app(home: Path) -> tuple[object, object]:
     from tandem.registry.embedded import prepare_embedded_model
     from tandem.web.app import create_app
 
-    model_home = Path(os.environ.get("TANDEM_TEST_MODEL_HOME") or REPO / ".cache" / "test-models")
-    model_home.mkdir(parents=True, exist_ok=True)
-    prepared = prepare_embedded_model(model_home)
+    MODEL_HOME.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_embedded_model(MODEL_HOME)
     engine = OnnxEngine(prepared.onnx_dir, prepared.version)
     catalog = ModelCatalog(default_model=prepared.version)
     catalog.add(engine)
@@ -81,6 +83,21 @@ def send(page, text: str, answers: int) -> None:
     box.press("Enter")
     page.locator(".msg.assistant:not(.streaming)").nth(answers - 1).wait_for()
     page.get_by_role("button", name="Send message").wait_for()
+
+
+def phone_context(browser: Any, base_url: str, signed_in: Any) -> Any:
+    """A phone-sized browser context (light, touch, 2x) signed in as `signed_in` is."""
+    phone = browser.new_context(
+        base_url=base_url,
+        viewport=PHONE,
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        color_scheme="light",
+        storage_state=signed_in.storage_state(),
+    )
+    phone.set_default_timeout(60_000)
+    return phone
 
 
 def shoot(page, out: Path, name: str) -> None:
@@ -249,16 +266,7 @@ def take(base_url: str, out: Path) -> None:
         shoot(page, out, "tools-citations")
 
         # 7. phone: the chat, then the menu
-        phone = browser.new_context(
-            base_url=base_url,
-            viewport=PHONE,
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            color_scheme="light",
-            storage_state=context.storage_state(),
-        )
-        phone.set_default_timeout(60_000)
+        phone = phone_context(browser, base_url, context)
         mobile = phone.new_page()
         first = api(page, "GET", "/api/conversations")
         chat = next(c for c in first if c["title"].startswith("What is the capital"))
@@ -279,6 +287,9 @@ def main() -> None:
         base_url, server = serve(app)
         try:
             take(base_url, out)
+            from screenshots_admin import take_admin  # imports this file's helpers
+
+            take_admin(base_url, out, app, engine)
         finally:
             server.should_exit = True
             time.sleep(0.3)

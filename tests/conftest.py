@@ -204,9 +204,14 @@ def settings(tandem_home: Path, api_db_url: str) -> object:
     from tandem.core.settings import Settings
 
     # Titling chats is one more generation per chat: scripted fake engines would answer it
-    # with their next line. Tests of titles switch it on.
+    # with their next line. Tests of titles switch it on. No job worker: a queued job would start
+    # a real training or eval process; the job tests start a worker with a stand-in launcher.
     return Settings(
-        home=tandem_home, database_url=api_db_url, max_body_bytes=200_000, chat_titles=False
+        home=tandem_home,
+        database_url=api_db_url,
+        max_body_bytes=200_000,
+        chat_titles=False,
+        job_worker=False,
     )
 
 
@@ -237,6 +242,13 @@ def new_user(client: object, email: str, password: str = "password-123") -> dict
     key = client.post("/api/keys", json={"name": "test"}, headers=csrf).json()["key"]  # type: ignore[attr-defined]
     client.cookies.clear()  # type: ignore[attr-defined]
     return {"Authorization": f"Bearer {key}"}
+
+
+def log_in_as(client: object, email: str, password: str = "password-123") -> None:
+    """The client's cookie jar holds a web session of `email` only (as a browser would)."""
+    client.cookies.clear()  # type: ignore[attr-defined]
+    r = client.post("/api/auth/login", json={"email": email, "password": password})  # type: ignore[attr-defined]
+    assert r.status_code == 200, r.text
 
 
 def sse_events(text: str) -> list[object]:

@@ -119,7 +119,7 @@ def test_admin_page_needs_an_admin_session_and_writes_need_csrf(client):
     for reason, label in FEEDBACK_REASON_LABELS.items():
         assert f'value="{reason}"> {escape(label)}</label>' in page.text
     # The page's script is a file (the CSP runs no inline script): it sends the CSRF token.
-    assert '<script src="/static/admin_datasets.js"' in page.text
+    assert '<script src="/static/admin_datasets.js?v=' in page.text
     assert "X-CSRF-Token" in client.get("/static/admin_datasets.js").text
     # The page's fetches use the cookie session, so a write must echo the CSRF cookie.
     assert client.post("/api/datasets", json={"kind": "sft"}).status_code == 403

@@ -233,7 +233,7 @@ def test_admin_page_needs_an_admin_session(client):
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     client.post("/api/auth/signup", json={"email": "admin@x.io", "password": "password-123"})
     page = client.get("/admin/evals")
-    assert page.status_code == 200 and '<script src="/static/admin_evals.js"' in page.text
+    assert page.status_code == 200 and '<script src="/static/admin_evals.js?v=' in page.text
     assert "/api/evals/runs" in client.get("/static/admin_evals.js").text  # a file: the CSP
     assert client.get("/api/evals/runs").status_code == 200  # the page's fetch, cookie-authed
     client.post("/api/auth/logout", headers={"X-CSRF-Token": client.cookies.get("tandem_csrf")})

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import new_user
+from conftest import log_in_as, new_user
 from tandem.core.errors import Conflict, InvalidInput
 from tandem.core.generation import GenerationRecord, SamplingParams
 from tandem.rollout.gates import GateConfig, check_gates
@@ -316,10 +316,9 @@ def test_rollout_routes_are_admin_only_and_the_page_escapes(client: TestClient, 
 
     client.cookies.clear()
     assert client.get("/admin/rollouts", follow_redirects=False).status_code == 303
-    client.post("/api/auth/login", json={"email": "user@x.io", "password": "password-123"})
+    log_in_as(client, "user@x.io")
     assert client.get("/admin/rollouts").status_code == 403
-    client.cookies.clear()
-    client.post("/api/auth/login", json={"email": "admin@x.io", "password": "password-123"})
+    log_in_as(client, "admin@x.io")
     page = client.get("/admin/rollouts")
     assert page.status_code == 200
     assert nasty not in page.text and html.escape(nasty, quote=False) in page.text

@@ -24,6 +24,7 @@ from tandem.registry.versions import (
     write_version_files,
 )
 from tandem.store import ModelVersionRepo
+from tandem.store.rollouts import RolloutRepo
 
 BASE = "base-model"
 
@@ -152,6 +153,13 @@ def test_models_lineage_and_set_status_commands(tandem_home):
     bad = runner.invoke(app, ["models", "set-status", "child", "shipped"])
     assert bad.exit_code == 2 and "status must be one of" in bad.output
     assert runner.invoke(app, ["models", "set-status", "nope", "retired"]).exit_code == 3
+    # Retiring a version a rollout serves is refused, saying where (the console's Archive rule).
+    with cli_session(Settings.from_env()) as session:
+        RolloutRepo(session).set_production(None, "child", None, "first serve")
+    serving = runner.invoke(app, ["models", "set-status", "child", "retired"])
+    assert serving.exit_code == 4 and "cannot archive" in serving.output
+    retired = runner.invoke(app, ["models", "set-status", BASE, "retired"])
+    assert json.loads(retired.output) == {"id": BASE, "status": "retired"}
 
 
 def test_reward_versions_are_registered_but_not_served(tandem_home, tmp_path):

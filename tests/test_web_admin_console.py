@@ -18,6 +18,7 @@ pytestmark = pytest.mark.browser
 CONSOLE_PAGES = [  # (nav label, path, a heading the page shows)
     ("Signals", "/admin/signals", "Signals"),
     ("Datasets", "/admin/datasets", "Datasets"),
+    ("Jobs", "/admin/jobs", "Jobs"),
     ("Models", "/admin/models", "Models"),
     ("Evals", "/admin/evals", "Evals"),
     ("Report", "/admin/report", "Offline vs online"),

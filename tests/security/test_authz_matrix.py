@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 
 from conftest import new_user
 from tandem.api.access import ROUTE_RULES, Rule, _flatten, app_routes
+from tandem.store.evals import EvalItem
+from tandem.store.jobs import JobRepo
 from tandem.voice import wav_bytes
 
 PNG = base64.b64decode(
@@ -135,8 +137,36 @@ def world(client: TestClient, app) -> dict:
     )
     assert r.status_code == 200, r.text
 
+    demo = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    body = {"kind": "sft", "demonstrations": [{"messages": demo}], "filters": {"test_fraction": 0}}
+    demos = client.post("/api/datasets", json=body, headers=admin)
+    assert demos.status_code == 201, demos.text
+    base = app.state.settings.home / "models" / "matrix-base"  # a chat model to train from
+    base.mkdir(parents=True)
+    (base / "manifest.json").write_text('{"kind": "chat"}')
+
     with app.state.session_factory() as session:
         run_id = EvalRepo(session).start_run("test-says", "fake-model", "fake", {}).id
+        # Two finished runs of one suite, to compare.
+        compared = []
+        for version, passed in (("fake-model", True), ("other-model", False)):
+            run = EvalRepo(session).start_run("test-says", version, "fake", {})
+            item = EvalItem(
+                example_id="e1",
+                prompt_messages=[{"role": "user", "parts": [{"type": "text", "text": "x"}]}],
+                response="y",
+                passed=passed,
+                scores={},
+                details={},
+            )
+            EvalRepo(session).finish_run(run.id, [item], {}, wall_seconds=0.1)
+            compared.append(run.id)
+        # A queued job (no worker runs in these tests): cancelled, then resumed, by the admin.
+        job_id = (
+            JobRepo(session)
+            .create("eval", {"suite": "ifeval", "versions": []}, title="j", created_by=None)
+            .id
+        )
         # A registry version no rollout serves (archivable).
         ModelVersionRepo(session).upsert("matrix-model", status="candidate")
     ids = {
@@ -156,6 +186,9 @@ def world(client: TestClient, app) -> dict:
         "snapshot_id": dataset.json()["id"],
         "filename": "train.jsonl",
         "run_id": run_id,
+        "compare_query": f"?a={compared[0]}&b={compared[1]}",
+        "snapshot_for_training": demos.json()["id"],
+        "job_id": job_id,
         "rollout_id": rollout.json()["id"],
         "version": "matrix-model",
         "user_id": users["other@x.io"],
@@ -216,6 +249,13 @@ def _body(method: str, path: str, ids: dict) -> dict | None:
         },
         ("POST", "/api/admin/rollouts/{rollout_id}/rollback"): {"reason": "r"},
         ("PUT", "/api/admin/rollouts/{rollout_id}/candidates"): {"version": "other-model"},
+        ("POST", "/api/admin/jobs/train"): {
+            "method": "sft",
+            "dataset": ids.get("snapshot_for_training", "none"),
+            "base": "matrix-base",
+            "config": {"max_steps": 1},
+        },
+        ("POST", "/api/admin/jobs/eval"): {"suite": "ifeval", "versions": ["fake-model"]},
         # A private address: refused by the SSRF guard after auth (hermetic tests fetch nothing).
         ("POST", "/api/files/from-url"): {"url": "http://127.0.0.1:9/doc.txt"},
     }
@@ -232,6 +272,8 @@ def _call(client: TestClient, method: str, path: str, ids: dict, headers: dict, 
         return ids[name]
 
     url = re.sub(r"\{(\w+)\}", fill, path)
+    if path == "/api/evals/compare":
+        url += ids["compare_query"]
     files = None
     if (method, path) == ("POST", "/api/uploads"):
         files = {"file": ("b.png", PNG, "image/png")}

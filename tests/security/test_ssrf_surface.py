@@ -258,4 +258,9 @@ def test_no_request_body_carries_a_url_but_file_by_url(client):
             for param in op.get("parameters", []):
                 if URLISH.search(param["name"]):
                     found.add((method.upper(), path, param["name"]))
-    assert found == {("POST", "/api/files/from-url", "url")}
+    # A training job's `base` is a registry version: a name pattern-checked as a directory name
+    # ([A-Za-z0-9._-], no ':' or '/'), so no URL gets through it.
+    not_urls = {("POST", "/api/admin/jobs/train", "base")}
+    base = spec["components"]["schemas"]["TrainJobIn"]["properties"]["base"]
+    assert base["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$"
+    assert found - not_urls == {("POST", "/api/files/from-url", "url")}

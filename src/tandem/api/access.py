@@ -128,6 +128,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/datasets/{snapshot_id}/files/{filename}"): A,
     ("GET", "/api/evals/runs"): A,
     ("GET", "/api/evals/runs/{run_id}"): A,
+    ("GET", "/api/evals/compare"): A,
     ("GET", "/api/evals/report"): A,
     ("GET", "/api/evals/report/scatter.png"): A,
     ("GET", "/api/admin/rollouts"): A,
@@ -145,6 +146,13 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/admin/models/{version}"): A,
     ("POST", "/api/admin/models/{version}/archive"): A,
     ("POST", "/api/admin/models/{version}/restore"): A,
+    ("GET", "/api/admin/jobs"): A,
+    ("POST", "/api/admin/jobs/train"): A,
+    ("POST", "/api/admin/jobs/eval"): A,
+    ("GET", "/api/admin/jobs/{job_id}"): A,
+    ("GET", "/api/admin/jobs/{job_id}/log"): A,
+    ("POST", "/api/admin/jobs/{job_id}/cancel"): A,
+    ("POST", "/api/admin/jobs/{job_id}/resume"): A,
     # web pages
     ("GET", "/"): Rule.PAGE,
     ("GET", "/c/{conversation_id}"): Rule.PAGE,
@@ -160,6 +168,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/admin/rollouts"): Rule.ADMIN_PAGE,
     ("GET", "/admin/signals"): Rule.ADMIN_PAGE,
     ("GET", "/admin/models"): Rule.ADMIN_PAGE,
+    ("GET", "/admin/jobs"): Rule.ADMIN_PAGE,
 }
 
 

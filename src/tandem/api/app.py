@@ -35,6 +35,7 @@ from tandem.api.routes import (
     feedback,
     files,
     improvements,
+    jobs,
     keys,
     memories,
     messages,
@@ -52,6 +53,7 @@ from tandem.chat import ChatService
 from tandem.core.images import MAX_UPLOAD_BYTES
 from tandem.core.settings import Settings, make_private_dir
 from tandem.engines import ModelCatalog
+from tandem.jobs.worker import JobWorker
 from tandem.store import bootstrap_admin, make_engine, make_session_factory, migrate
 from tandem.store.credentials import check_admin_api_key
 from tandem.store.files import MAX_FILE_BYTES
@@ -80,6 +82,7 @@ ROUTERS = (
     privacy.router,
     datasets.router,
     evals.router,
+    jobs.router,
     rollouts.router,
     models_admin.router,
     signals.router,
@@ -115,7 +118,13 @@ def create_api(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
                 bootstrap_admin(session, settings.admin_api_key)
         # Documents a stopped server was still ingesting start again from the beginning.
         ingestor.resume_unfinished()
+        # Training and eval jobs run beside the server (tandem.jobs.worker); starting, it marks
+        # the jobs a stopped server left running as interrupted.
+        if settings.job_worker:
+            app.state.job_worker.start()
         yield
+        if settings.job_worker:
+            app.state.job_worker.stop()
         ingestor.shutdown()
         app.state.voice.close()  # tests may have swapped in their own
         signal_writes.close()
@@ -148,6 +157,7 @@ def create_api(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
 
     ingestor = Ingestor(session_factory, settings.home / "files")
     app.state.ingestor = ingestor
+    app.state.job_worker = JobWorker(session_factory, settings)
     # Speech to text and text to speech: models load on first use (tandem.voice).
     app.state.voice = VoiceService(settings)
     install_error_handlers(app)

@@ -98,9 +98,15 @@ def set_status(
     version: Annotated[str, typer.Argument(help="The model version.")],
     status: Annotated[str, typer.Argument(help="candidate, production or retired.")],
 ) -> None:
-    """Set a version's status (candidate / production / retired)."""
+    """Set a version's status (candidate / production / retired). Retiring a version that a
+    rollout still serves is refused, saying where, as the console's Archive is."""
+    from tandem.registry.inventory import ARCHIVED, archive_version
     from tandem.registry.versions import set_status as set_version_status
 
-    with cli_session() as session:
-        row = set_version_status(session, version, status)
-        typer.echo(json.dumps({"id": row.id, "status": row.status}))
+    settings = Settings.from_env()
+    with cli_session(settings) as session:
+        if status == ARCHIVED:
+            new_status = archive_version(session, version, settings.default_model)
+        else:
+            new_status = set_version_status(session, version, status).status
+        typer.echo(json.dumps({"id": version, "status": new_status}))

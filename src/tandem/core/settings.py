@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -204,6 +205,11 @@ class Settings:
     whisper_model: Path | None = None  # TANDEM_WHISPER_MODEL; None: the bundled tiny.en
     synthesizer: str = "piper"  # TANDEM_SYNTHESIZER (tandem.voice.speech)
     piper_voice: Path | None = None  # TANDEM_PIPER_VOICE; None: the bundled voice
+    # Training and eval jobs (tandem.jobs): TANDEM_JOB_WORKER=0 leaves them to another server
+    # process; TANDEM_JOB_LAUNCHER runs `-m tandem.jobs.child ID` (default: this interpreter).
+    job_worker: bool = True
+    job_launcher: tuple[str, ...] = ()
+    job_slots: int = 1  # TANDEM_JOB_SLOTS: jobs run at once by one worker
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -269,6 +275,9 @@ class Settings:
             ),
             synthesizer=env.get("TANDEM_SYNTHESIZER") or "piper",
             piper_voice=Path(env["TANDEM_PIPER_VOICE"]) if env.get("TANDEM_PIPER_VOICE") else None,
+            job_worker=env.get("TANDEM_JOB_WORKER", "1") != "0",
+            job_launcher=tuple(shlex.split(env.get("TANDEM_JOB_LAUNCHER", ""))),
+            job_slots=int(_positive(env, "TANDEM_JOB_SLOTS", 1)),
         )
 
 

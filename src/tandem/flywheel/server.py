@@ -58,7 +58,10 @@ class TandemProcess:
         database_url: str | None = None,
         extra_env: dict[str, str] | None = None,
         models_from: Path | None = None,
+        admin_key: bool = True,
     ) -> None:
+        """`admin_key=False`: no bootstrap admin, so the first account to sign up is the
+        admin (the way a new install starts); readiness is then asked of /api/auth/csrf."""
         self.home = home
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -70,6 +73,9 @@ class TandemProcess:
             **OFFLINE_ENV,
             **(extra_env or {}),
         }
+        if not admin_key:
+            del self.env["TANDEM_ADMIN_API_KEY"]
+        self.ready_path = "/api/auth/me" if admin_key else "/api/auth/csrf"
         self.env.pop("TANDEM_DATABASE_URL", None)
         if database_url:
             self.env["TANDEM_DATABASE_URL"] = database_url
@@ -99,7 +105,7 @@ class TandemProcess:
         with httpx.Client(base_url=self.base, headers=headers, timeout=5) as client:
             while True:
                 try:
-                    if client.get("/api/auth/me").status_code == 200:
+                    if client.get(self.ready_path).status_code == 200:
                         return time.perf_counter() - started
                 except httpx.TransportError:
                     pass

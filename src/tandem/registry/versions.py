@@ -208,3 +208,12 @@ def version_kind(root: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return str(manifest.get("kind") or CHAT)
+
+
+def chat_versions(home: Path) -> list[str]:
+    """The registry's chat versions, by name: what training can start from (a version served
+    from another server has no weights here)."""
+    models = home / "models"
+    if not models.is_dir():
+        return []
+    return sorted(p.name for p in models.iterdir() if version_kind(p) == CHAT)

@@ -18,6 +18,7 @@ from tandem.store.files import FileRepo
 from tandem.store.generations import GenerationRepo
 from tandem.store.group_commit import one_transaction
 from tandem.store.improvements import ImprovementRepo
+from tandem.store.jobs import JobRepo
 from tandem.store.memories import MemoryRepo
 from tandem.store.model_versions import ModelVersionRepo
 from tandem.store.privacy import delete_user_data
@@ -43,6 +44,7 @@ __all__ = [
     "FileRepo",
     "GenerationRepo",
     "ImprovementRepo",
+    "JobRepo",
     "MemoryRepo",
     "ModelVersionRepo",
     "ProfileRepo",

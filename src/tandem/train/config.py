@@ -92,6 +92,34 @@ def field_types() -> dict[str, Any]:
     return get_type_hints(TrainConfig)
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def form_fields() -> list[dict[str, Any]]:
+    """The config as form fields: name, input type, default and help, in declaration order. The
+    console's launch form is generated from this, as the CLI's options are from the dataclass:
+    "optional" fields left empty mean "derive it" (the method's learning rate, the machine's
+    gradient checkpointing)."""
+    hints = field_types()
+    out = []
+    for f in fields(TrainConfig):
+        kinds = [
+            t for t in getattr(hints[f.name], "__args__", (hints[f.name],)) if t is not type(None)
+        ]
+        kind = {bool: "bool", int: "int", float: "float", str: "str"}[kinds[0]]
+        entry: dict[str, Any] = {
+            "name": f.name,
+            "type": kind,
+            "default": f.default,
+            "help": f.metadata.get("help", ""),
+            "optional": f.default is None,
+        }
+        if f.name == "precision":
+            entry["choices"] = list(PRECISIONS)
+        out.append(entry)
+    return out
+
+
 def _coerce(name: str, value: Any, hint: Any) -> Any:
     """YAML gives ints for floats (`epochs: 2`) and strings for anything quoted; accept the
     obvious conversions and refuse the rest with the field's name."""
@@ -164,7 +192,7 @@ def _check(config: TrainConfig) -> None:
         raise ConfigError("lora_dropout and warmup_ratio must be in [0, 1)")
     if config.beta <= 0:
         raise ConfigError("beta must be positive")
-    if config.precision not in ("auto", "bf16", "fp32"):
+    if config.precision not in PRECISIONS:
         raise ConfigError("precision must be auto, bf16 or fp32")
 
 

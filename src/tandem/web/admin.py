@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
 
-from tandem.api.deps import SessionDep
+from tandem.api.deps import CatalogDep, SessionDep
 from tandem.api.routes.evals import MetricQuery
 from tandem.api.routes.rollouts import rollout_detail
 from tandem.core.signals import FEEDBACK_REASON_LABELS
@@ -37,6 +38,7 @@ ADMIN_NAV: tuple[tuple[str, str, str], ...] = (
     ("overview", "Overview", "/admin"),
     ("signals", "Signals", "/admin/signals"),
     ("datasets", "Datasets", "/admin/datasets"),
+    ("jobs", "Jobs", "/admin/jobs"),
     ("models", "Models", "/admin/models"),
     ("evals", "Evals", "/admin/evals"),
     ("report", "Report", "/admin/report"),
@@ -106,8 +108,12 @@ def admin_report_page(
 
 
 @router.get("/admin/rollouts", response_class=HTMLResponse)
-def admin_rollouts_page(request: Request, user: AdminPageUser, session: SessionDep) -> Response:
-    """Rendered on the server; Jinja's autoescape covers every name and reason from the DB."""
+def admin_rollouts_page(
+    request: Request, user: AdminPageUser, session: SessionDep, catalog: CatalogDep
+) -> Response:
+    """Rendered on the server; Jinja's autoescape covers every name and reason from the DB.
+    Its script (admin_rollouts.js) changes rollouts through /api/admin/rollouts and swaps in
+    this page's freshly rendered cards, so the markup has one author."""
     rollouts = []
     for row in RolloutRepo(session).list():
         detail = rollout_detail(session, row)
@@ -120,6 +126,26 @@ def admin_rollouts_page(request: Request, user: AdminPageUser, session: SessionD
             actor = session.get(User, event["actor_id"]) if event["actor_id"] else None
             event["actor_email"] = actor.email if actor else None
         rollouts.append(detail)
-    return templates.TemplateResponse(
-        request, "admin_rollouts.html", {"user": user, "active": "rollouts", "rollouts": rollouts}
+    # "Set production" starts a rollout: for the site default (or moves its production) and
+    # for profiles without one; a profile's existing rollout is changed on its own card.
+    with_rollout = {r["profile_id"] for r in rollouts}
+    owned = session.execute(
+        select(Profile.id, Profile.name, User.email)
+        .join(User, User.id == Profile.owner_id)
+        .order_by(Profile.name, Profile.id)
     )
+    profiles = [
+        {"id": pid, "name": name, "owner": email}
+        for pid, name, email in owned
+        if pid not in with_rollout
+    ]
+    context = {
+        "user": user,
+        "active": "rollouts",
+        "rollouts": rollouts,
+        # Only versions the catalog can serve: the API refuses the others with a 404.
+        "versions": [m.id for m in catalog.list()],
+        "profiles": profiles,
+        "site_has_rollout": None in with_rollout,
+    }
+    return templates.TemplateResponse(request, "admin_rollouts.html", context)

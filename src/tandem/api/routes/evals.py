@@ -2,6 +2,7 @@
 
 GET /api/evals/runs              runs, newest first (?suite=ifeval&limit=50)
 GET /api/evals/runs/{id}         one run with its graded items
+GET /api/evals/compare?a=RUN&b=RUN   two finished runs of one suite, paired prompt by prompt
 GET /api/evals/report            offline vs online per model version, with warnings (the gap)
 GET /api/evals/report/scatter.png?x=ifeval&y=thumbs_up    the gap as a scatter plot
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 from tandem.api.deps import AdminUser, SessionDep
 from tandem.api.schemas import Id
 from tandem.core.errors import InvalidInput
+from tandem.evals.compare import compare_runs
 from tandem.evals.report import UnknownMetric, gap_report, render_scatter
 from tandem.store import EvalRepo
 from tandem.store.evals import EvalRunRow
@@ -77,6 +79,24 @@ def get_run(run_id: Id, _: AdminUser, session: SessionDep) -> dict[str, Any]:
         {name: getattr(i, name) for name in EvalItemPublic.model_fields} for i in repo.items(run.id)
     ]
     return _public(run) | {"items": items}
+
+
+# A run id as the store makes them (uuid hex); the pattern answers 422 before any query.
+RunIdQuery = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
+
+
+@router.get("/api/evals/compare")
+def compare_two_runs(
+    _: AdminUser,
+    session: SessionDep,
+    a: RunIdQuery,
+    b: RunIdQuery,
+    bootstrap: Annotated[int, Query(ge=0, le=2000)] = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run a (baseline) against run b (candidate): 404 for an unknown id, 422 for the same run
+    twice, a run not finished, or runs of two suites (tandem.evals.compare)."""
+    return compare_runs(EvalRepo(session), a, b, resamples=bootstrap, seed=seed)
 
 
 MetricQuery = Annotated[str | None, Query(min_length=1, max_length=200)]
