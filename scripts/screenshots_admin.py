@@ -129,7 +129,8 @@ def seed_second_user(browser: Any, base_url: str) -> None:
 
 def seed_as_admin(page: Any, version: str) -> None:
     """Ada (the admin): thumbs on her own earlier chats, one thumbs-down added to the
-    regression suite, dataset snapshots built from every signal so far, and rollouts."""
+    regression suite, dataset snapshots built from every signal so far, rollouts, a ranking
+    task for raters and a running behavior experiment."""
     for conv in api(page, "GET", "/api/conversations"):
         if conv["title"].startswith(("What is the boiling", "Give me three tips")):
             answer = api(page, "GET", f"/api/conversations/{conv['id']}/branch")[-1]
@@ -165,7 +166,50 @@ def seed_as_admin(page: Any, version: str) -> None:
         "/api/admin/rollouts",
         {"profile_id": tutor["id"], "version": version, "reason": "Pinned for the tutor."},
     )
-    print("seeded: regression item, dataset snapshots, rollouts")
+    api(
+        page,
+        "POST",
+        "/api/admin/tasks",
+        {
+            "title": "Which answer helps most?",
+            "guideline": "Rank the **most helpful** answer first; ties are allowed.",
+            "kind": "ranking",
+            "items": [
+                {
+                    "prompt": "How do I undo my last git commit?",
+                    "answers": [
+                        "git reset --soft HEAD~1 keeps your changes staged.",
+                        "Delete .git.",
+                    ],
+                },
+                {
+                    "prompt": "Capital of Australia?",
+                    "answers": ["Canberra.", "Sydney."],
+                    "gold": [1, 2],
+                },
+            ],
+        },
+    )
+    experiment = api(
+        page,
+        "POST",
+        "/api/admin/experiments",
+        {
+            "name": "Short or thorough by default",
+            "hypothesis": "Most people prefer short answers; some want depth.",
+            "comparison_rate": 0.1,
+            "variants": [
+                {"name": "short", "kind": "system_prompt", "prompt_addition": "Answer briefly."},
+                {
+                    "name": "thorough",
+                    "kind": "system_prompt",
+                    "prompt_addition": "Answer thoroughly, with an example.",
+                },
+            ],
+        },
+    )
+    api(page, "POST", f"/api/admin/experiments/{experiment['id']}/start")
+    print("seeded: regression item, dataset snapshots, rollouts, a rater task, an experiment")
 
 
 def settle(page: Any) -> None:

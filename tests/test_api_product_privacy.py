@@ -19,7 +19,8 @@ def api_db_url(db_url):
 
 
 def _activity(client, headers):
-    """One of everything: 2 conversations (one deleted), signals, a memory, an upload, /v1."""
+    """One of everything: 2 conversations (one deleted), signals (a copy too), a memory, an
+    upload, /v1."""
     up = client.post(
         "/api/uploads", files={"file": ("a.png", PNG, "image/png")}, headers=headers
     ).json()
@@ -32,6 +33,7 @@ def _activity(client, headers):
     ).json()
     answer = turn["assistant_message"]["id"]
     client.post(f"/api/messages/{answer}/feedback", json={"rating": "up"}, headers=headers)
+    client.post(f"/api/messages/{answer}/signals", json={"kind": "copy"}, headers=headers)
     client.post(f"/api/messages/{answer}/improve", json={"content": "Noted."}, headers=headers)
     client.post(
         f"/api/conversations/{conv['id']}/comparisons", json={"content": "pick"}, headers=headers
@@ -74,6 +76,7 @@ def test_delete_my_data_counts_and_spares_others(client, tandem_home):
             "feedback": 1,
             "comparisons": 1,
             "improvements": 1,
+            "implicit_signals": 1,
             "memories": 1,
             "uploads": 1,
             "files": 0,

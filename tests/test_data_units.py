@@ -192,3 +192,26 @@ def test_benchmark_files_and_their_copies_are_refused(tmp_path):
     other = tmp_path / "mine.jsonl"
     other.write_text(json.dumps({"prompt": "q", "chosen": "c", "rejected": "r"}) + "\n")
     refuse_benchmark_data(other, [bench])  # not benchmark data: no error
+
+
+def test_a_vote_between_answers_to_different_system_prompts_makes_no_pair():
+    """A behavior experiment's prompt variants answer different messages: a DPO pair needs one
+    prompt both answers saw, so such a vote counts in the experiment only."""
+    from datetime import UTC, datetime
+
+    from tandem.data.builders import build_preference_pairs
+    from tandem.store.datasets import Answer, VotedPair
+
+    question = {"role": "user", "content": "Explain recursion."}
+    concise = [{"role": "system", "content": "Be brief."}, question]
+    detailed = [{"role": "system", "content": "Be thorough."}, question]
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def vote(a_messages: list, b_messages: list) -> VotedPair:
+        a = Answer("g1", "m", a_messages, "A function calling itself.")
+        b = Answer("g2", "m", b_messages, "Recursion is when a function calls itself, until...")
+        return VotedPair("c1", "u1", "a", at, a, b)
+
+    assert build_preference_pairs([vote(concise, detailed)], [], []) == []
+    [same] = build_preference_pairs([vote(concise, concise)], [], [])
+    assert same.row["chosen"][0]["content"] == "A function calling itself."

@@ -20,9 +20,11 @@ CONSOLE_PAGES = [  # (nav label, path, a heading the page shows)
     ("Datasets", "/admin/datasets", "Datasets"),
     ("Jobs", "/admin/jobs", "Jobs"),
     ("Models", "/admin/models", "Models"),
+    ("Rater tasks", "/admin/tasks", "Rater tasks"),
     ("Evals", "/admin/evals", "Evals"),
     ("Report", "/admin/report", "Offline vs online"),
     ("Rollouts", "/admin/rollouts", "Rollouts"),
+    ("Experiments", "/admin/experiments", "Experiments"),
     ("Users", "/admin/users", "Users"),
     ("Overview", "/admin", "Overview"),
 ]

@@ -55,6 +55,8 @@ def test_rules_match_the_dependencies_routes_declare(app):
             where = f"{method} {route.path} ({rule})"
             if rule is Rule.ADMIN:
                 assert "get_admin_user" in deps, where
+            elif rule is Rule.RATER:
+                assert "get_rater_user" in deps and "get_admin_user" not in deps, where
             elif rule in (Rule.ANY_USER, Rule.OWNER):
                 assert "get_current_user" in deps and "get_admin_user" not in deps, where
             else:  # public routes and pages read no API credential
@@ -137,6 +139,30 @@ def world(client: TestClient, app) -> dict:
     )
     assert r.status_code == 200, r.text
 
+    variants = [
+        {"name": "brief", "kind": "system_prompt", "prompt_addition": "Be brief."},
+        {"name": "other", "kind": "model_version", "model_version": "other-model"},
+    ]
+    experiment = client.post(
+        "/api/admin/experiments",
+        json={"name": "e", "comparison_rate": 0.1, "variants": variants},
+        headers=admin,
+    )
+    assert experiment.status_code == 201, experiment.text
+
+    # A rater with a demonstration in their queue; an admin-made task and an item to resolve.
+    rater = new_user(client, "rater@x.io")
+    rater_id = client.get("/api/auth/me", headers=rater).json()["id"]
+    r = client.patch(f"/api/users/{rater_id}", json={"is_rater": True}, headers=admin)
+    assert r.status_code == 200, r.text
+    ranking = {"title": "r", "kind": "ranking", "items": [{"prompt": "q", "answers": ["a", "b"]}]}
+    task = client.post("/api/admin/tasks", json=ranking, headers=admin)
+    assert task.status_code == 201, task.text
+    demo_task = {"title": "d", "kind": "demonstration", "items": [{"prompt": "q"}]}
+    assert client.post("/api/admin/tasks", json=demo_task, headers=admin).status_code == 201
+    queue = client.get("/api/rater/queue", headers=rater).json()["assignments"]
+    assignment = next(a["id"] for a in queue if a["kind"] == "demonstration")
+
     demo = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     body = {"kind": "sft", "demonstrations": [{"messages": demo}], "filters": {"test_fraction": 0}}
     demos = client.post("/api/datasets", json=body, headers=admin)
@@ -190,8 +216,12 @@ def world(client: TestClient, app) -> dict:
         "snapshot_for_training": demos.json()["id"],
         "job_id": job_id,
         "rollout_id": rollout.json()["id"],
+        "experiment_id": experiment.json()["id"],
         "version": "matrix-model",
         "user_id": users["other@x.io"],
+        "task_id": task.json()["id"],
+        "item_id": task.json()["items"][0]["id"],
+        "assignment_id": assignment,
     }
     roles = {
         "owner": owner,
@@ -200,6 +230,7 @@ def world(client: TestClient, app) -> dict:
         "anonymous": {},
         "revoked": revoked,
         "disabled": disabled,
+        "rater": rater,
     }
     return {"ids": ids, "roles": roles}
 
@@ -224,6 +255,7 @@ def _body(method: str, path: str, ids: dict) -> dict | None:
         ("POST", "/api/messages/{message_id}/continue"): {},
         ("POST", "/api/messages/{message_id}/edit"): {"content": "edited"},
         ("POST", "/api/messages/{message_id}/improve"): {"content": "improved"},
+        ("POST", "/api/messages/{message_id}/signals"): {"kind": "copy"},
         ("POST", "/api/messages/{message_id}/feedback"): {"rating": "down"},
         ("POST", "/api/generations/{generation_id}/feedback"): {"rating": "down"},
         ("POST", "/api/conversations/{conversation_id}/comparisons"): {"content": "x"},
@@ -249,6 +281,14 @@ def _body(method: str, path: str, ids: dict) -> dict | None:
         },
         ("POST", "/api/admin/rollouts/{rollout_id}/rollback"): {"reason": "r"},
         ("PUT", "/api/admin/rollouts/{rollout_id}/candidates"): {"version": "other-model"},
+        ("POST", "/api/admin/experiments"): {
+            "name": "x",
+            "comparison_rate": 0.5,
+            "variants": [
+                {"name": "a", "kind": "system_prompt", "prompt_addition": "A."},
+                {"name": "b", "kind": "system_prompt", "prompt_addition": "B."},
+            ],
+        },
         ("POST", "/api/admin/jobs/train"): {
             "method": "sft",
             "dataset": ids.get("snapshot_for_training", "none"),
@@ -256,6 +296,19 @@ def _body(method: str, path: str, ids: dict) -> dict | None:
             "config": {"max_steps": 1},
         },
         ("POST", "/api/admin/jobs/eval"): {"suite": "ifeval", "versions": ["fake-model"]},
+        ("POST", "/api/admin/tasks"): {
+            "title": "t",
+            "kind": "ranking",
+            "items": [{"prompt": "q", "answers": ["a", "b"]}],
+        },
+        ("POST", "/api/admin/tasks/{task_id}/items/{item_id}/resolve"): {"ranks": [2, 1]},
+        # The rater's demonstration: the model's turn first, then the conversation.
+        ("POST", "/api/rater/assignments/{assignment_id}/generate"): {
+            "messages": [{"role": "user", "content": "q"}]
+        },
+        ("POST", "/api/rater/assignments/{assignment_id}/submit"): {
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+        },
         # A private address: refused by the SSRF guard after auth (hermetic tests fetch nothing).
         ("POST", "/api/files/from-url"): {"url": "http://127.0.0.1:9/doc.txt"},
     }
@@ -314,7 +367,7 @@ def _snapshot(client: TestClient, owner: dict, ids: dict) -> tuple:
 API_ROUTES = sorted(
     (m, p)
     for (m, p), rule in ROUTE_RULES.items()
-    if rule in (Rule.ANY_USER, Rule.OWNER, Rule.ADMIN)
+    if rule in (Rule.ANY_USER, Rule.OWNER, Rule.ADMIN, Rule.RATER)
 )
 
 
@@ -336,7 +389,10 @@ def test_matrix(client: TestClient, world: dict):
             if r.status_code == 401:
                 assert r.json()["error"]["type"] == "authentication_error"
         if rule is Rule.ADMIN:
-            for role in ("owner", "other"):
+            for role in ("owner", "other", "rater"):
+                expect(role, method, path, {403}, _call(client, method, path, ids, roles[role]))
+        if rule is Rule.RATER:  # admins are no exception
+            for role in ("owner", "other", "admin"):
                 expect(role, method, path, {403}, _call(client, method, path, ids, roles[role]))
         if rule is Rule.OWNER:
             for role in ("other", "admin"):
@@ -354,7 +410,7 @@ def test_matrix(client: TestClient, world: dict):
     for method, path in ordered:
         if (method, path) == ("DELETE", "/api/auth/me/data"):
             continue  # wipes the owner's data: exercised last, below
-        role = "admin" if ROUTE_RULES[(method, path)] is Rule.ADMIN else "owner"
+        role = {Rule.ADMIN: "admin", Rule.RATER: "rater"}.get(ROUTE_RULES[(method, path)], "owner")
         if path == "/api/feedback/{feedback_id}":  # the rating above superseded the first one
             url = f"/api/messages/{ids['message_id']}/feedback"
             ids["feedback_id"] = client.post(url, json={"rating": "up"}, headers=owner).json()["id"]
@@ -401,6 +457,12 @@ def test_pages_follow_the_session_cookie(client: TestClient):
     for (_, p), rule in pages.items():
         assert outcomes()[p] == (200 if rule is Rule.PAGE else 403), p
     login("admin@x.io")
+    seen = outcomes()
+    for (_, p), rule in pages.items():  # an admin is not a rater until made one
+        assert seen[p] == (403 if rule is Rule.RATER_PAGE else 200), p
+    me = client.get("/api/auth/me").json()["id"]
+    r = client.patch(f"/api/users/{me}", json={"is_rater": True}, headers=admin)
+    assert r.status_code == 200
     assert set(outcomes().values()) == {200}
     login("off@x.io")
     users = {u["email"]: u["id"] for u in client.get("/api/users", headers=admin).json()}
@@ -418,6 +480,9 @@ def test_unknown_body_fields_are_refused(client: TestClient, app):
     """Every JSON body (from the OpenAPI schema) and every multipart form refuses a smuggled
     `user_id`, `owner_id` or `is_admin`: 422 (400 on /v1, as OpenAI clients expect), naming it."""
     admin = new_user(client, "admin@x.io")  # passes every route's auth, so the body decides
+    me = client.get("/api/auth/me", headers=admin).json()["id"]
+    r = client.patch(f"/api/users/{me}", json={"is_rater": True}, headers=admin)  # rater routes
+    assert r.status_code == 200, r.text
     ids = {name: MISSING for name in re.findall(r"\{(\w+)\}", " ".join(p for _, p in ROUTE_RULES))}
     ids |= {"ordinal": "0", "filename": "train.jsonl"}
     checked = []

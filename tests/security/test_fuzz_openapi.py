@@ -130,6 +130,11 @@ def seed(client: httpx.Client) -> Seeded:
     )
     snapshot = ok(client.post("/api/datasets", json={"kind": "sft"}, headers=admin))
     me = ok(client.get("/api/auth/me", headers=user))
+    # The user is also a rater with a demonstration to do (the rater routes' real rows).
+    ok(client.patch(f"/api/users/{me['id']}", json={"is_rater": True}, headers=admin))
+    task = {"title": "fuzz", "kind": "demonstration", "items": [{"prompt": "hi"}]}
+    rater_task = ok(client.post("/api/admin/tasks", json=task, headers=admin))
+    (assignment,) = ok(client.get("/api/rater/queue", headers=user))["assignments"]
     ids = {
         "conversation_id": conv["id"],
         "message_id": message_id,
@@ -143,6 +148,9 @@ def seed(client: httpx.Client) -> Seeded:
         "snapshot_id": snapshot["id"],
         "user_id": me["id"],
         "ordinal": 0,
+        "task_id": rater_task["id"],
+        "item_id": rater_task["items"][0]["id"],
+        "assignment_id": assignment["id"],
     }
     return Seeded(user, admin, {k: v for k, v in ids.items() if v != ""})
 

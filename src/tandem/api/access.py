@@ -13,6 +13,10 @@ Rules:
     PAGE         a web page for a signed-in session cookie; anonymous visitors are redirected
                  to /login (the page's data comes from the API, which applies its own rule)
     ADMIN_PAGE   the same for admins; other users get a 403 page
+    RATER        raters only (`is_rater`, set by an admin; an admin is no exception); other
+                 signed-in users get 403. A path id names the rater's own assignment: another
+                 rater's id answers 404, exactly like a missing id
+    RATER_PAGE   a web page for raters; anonymous visitors go to /login, others get a 403 page
 
     from tandem.api.access import ROUTE_RULES, Rule, app_routes
 """
@@ -33,6 +37,8 @@ class Rule(StrEnum):
     ADMIN = "admin"
     PAGE = "page"
     ADMIN_PAGE = "admin page"
+    RATER = "rater"
+    RATER_PAGE = "rater page"
 
 
 P, U, OWN, A = Rule.PUBLIC, Rule.ANY_USER, Rule.OWNER, Rule.ADMIN
@@ -76,6 +82,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/messages/{message_id}/edit"): OWN,
     ("POST", "/api/messages/{message_id}/improve"): OWN,
     ("POST", "/api/messages/{message_id}/remember"): OWN,
+    ("POST", "/api/messages/{message_id}/signals"): OWN,
     # feedback
     ("POST", "/api/messages/{message_id}/feedback"): OWN,
     ("GET", "/api/messages/{message_id}/feedback"): OWN,
@@ -140,7 +147,14 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/admin/rollouts/{rollout_id}/check"): A,
     ("POST", "/api/admin/rollouts/{rollout_id}/promote"): A,
     ("POST", "/api/admin/rollouts/{rollout_id}/rollback"): A,
+    ("GET", "/api/admin/experiments"): A,
+    ("POST", "/api/admin/experiments"): A,
+    ("GET", "/api/admin/experiments/{experiment_id}"): A,
+    ("POST", "/api/admin/experiments/{experiment_id}/start"): A,
+    ("POST", "/api/admin/experiments/{experiment_id}/stop"): A,
+    ("GET", "/api/admin/experiments/{experiment_id}/result"): A,
     ("GET", "/api/admin/signals"): A,
+    ("GET", "/api/admin/signals/agreement"): A,
     ("POST", "/api/admin/signals/{feedback_id}/regression"): A,
     ("GET", "/api/admin/models"): A,
     ("GET", "/api/admin/models/{version}"): A,
@@ -153,6 +167,15 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/admin/jobs/{job_id}/log"): A,
     ("POST", "/api/admin/jobs/{job_id}/cancel"): A,
     ("POST", "/api/admin/jobs/{job_id}/resume"): A,
+    ("GET", "/api/admin/tasks"): A,
+    ("POST", "/api/admin/tasks"): A,
+    ("GET", "/api/admin/tasks/{task_id}"): A,
+    ("POST", "/api/admin/tasks/{task_id}/items/{item_id}/resolve"): A,
+    # raters: their own queue and assignments
+    ("GET", "/api/rater/queue"): Rule.RATER,
+    ("GET", "/api/rater/assignments/{assignment_id}"): Rule.RATER,
+    ("POST", "/api/rater/assignments/{assignment_id}/generate"): Rule.RATER,
+    ("POST", "/api/rater/assignments/{assignment_id}/submit"): Rule.RATER,
     # web pages
     ("GET", "/"): Rule.PAGE,
     ("GET", "/c/{conversation_id}"): Rule.PAGE,
@@ -166,9 +189,12 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/admin/evals"): Rule.ADMIN_PAGE,
     ("GET", "/admin/report"): Rule.ADMIN_PAGE,
     ("GET", "/admin/rollouts"): Rule.ADMIN_PAGE,
+    ("GET", "/admin/experiments"): Rule.ADMIN_PAGE,
     ("GET", "/admin/signals"): Rule.ADMIN_PAGE,
     ("GET", "/admin/models"): Rule.ADMIN_PAGE,
     ("GET", "/admin/jobs"): Rule.ADMIN_PAGE,
+    ("GET", "/admin/tasks"): Rule.ADMIN_PAGE,
+    ("GET", "/rate"): Rule.RATER_PAGE,
 }
 
 

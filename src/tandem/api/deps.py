@@ -1,5 +1,5 @@
 """Dependencies every router uses, as `Annotated` aliases: `SessionDep`, `CurrentUser`,
-`AdminUser`, `ChatDep`, `CatalogDep`, `SettingsDep`, `SignalWrites` (group commit for
+`AdminUser`, `RaterUser`, `ChatDep`, `CatalogDep`, `SettingsDep`, `SignalWrites` (group commit for
 ratings and votes, `tandem.store.group_commit`).
 
 Authentication: `Authorization: Bearer tk-…` (API keys, for /v1 and /api) or the HttpOnly
@@ -115,6 +115,16 @@ def get_admin_user(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(get_admin_user)]
+
+
+def get_rater_user(user: CurrentUser) -> User:
+    """Raters only (an admin is not one until made one): their queue and assignments."""
+    if not user.is_rater:
+        raise ApiError(403, "raters only", "forbidden")
+    return user
+
+
+RaterUser = Annotated[User, Depends(get_rater_user)]
 
 
 def get_chat(request: Request) -> ChatService:

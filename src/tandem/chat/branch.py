@@ -13,6 +13,7 @@ text only, and the turn carries a notice saying so; one that can gets each image
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from tandem.chat.context import ChatContext
 from tandem.chat.memory_requests import memory_request
-from tandem.chat.render import render_messages, without_images
+from tandem.chat.render import add_to_system, render_messages, without_images
 from tandem.chat.titles import placeholder_title
 from tandem.core.errors import Conflict, InvalidInput, NotFound
 from tandem.core.messages import Message, Part
@@ -52,6 +53,21 @@ class Branch:
     inlined: tuple[Message, ...] | None = None
     # The answer this turn goes on writing (Continue), the last of the branch.
     continues: StoredMessage | None = None
+    # The answer this turn replaces (Regenerate): an implicit signal on it is stored with the
+    # new answer, in the same transaction (tandem.chat.implicit_signals).
+    regenerates: StoredMessage | None = None
+
+    def with_system_addition(self, addition: str) -> Branch:
+        """This branch as a behavior experiment's system-prompt variant reads it
+        (tandem.chat.render.add_to_system)."""
+        if not addition.strip():
+            return self
+        inlined = self.inlined
+        return dataclasses.replace(
+            self,
+            messages=tuple(add_to_system(self.messages, addition)),
+            inlined=tuple(add_to_system(inlined, addition)) if inlined is not None else None,
+        )
 
     def messages_for(self, engine: Engine) -> tuple[list[Message], list[str]]:
         """What `engine` reads, and the notices that go with it."""

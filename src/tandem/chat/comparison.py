@@ -7,7 +7,9 @@
 
 A chat message is answered this way on a share of turns (tandem.chat.context.draw_comparison):
 the admin's `comparison_rate` (default 0) with the `comparison_models` pair, or a rollout's own
-rate with its production version against a candidate that is `in_comparisons`.
+rate with its production version against a candidate that is `in_comparisons`, or a running
+behavior experiment's rate with two of its variants (tandem.chat.experiments; the comparison
+then records which variant wrote each side).
 
 Both answers generate at once, and their chunks arrive interleaved as the engine makes them.
 When both are recorded the comparison is stored and the conversation continues from answer A
@@ -25,7 +27,13 @@ from typing import Literal
 
 from tandem.chat.turn import Turn
 from tandem.engines.base import Chunk
-from tandem.store import ComparisonRepo, ConversationRepo, SessionFactory, one_transaction
+from tandem.store import (
+    ComparisonRepo,
+    ConversationRepo,
+    ExperimentRepo,
+    SessionFactory,
+    one_transaction,
+)
 from tandem.store.models import Comparison, Memory, StoredMessage
 
 Side = Literal["a", "b"]
@@ -46,6 +54,7 @@ class ComparisonTurn:
         created_question: bool,
         turns: tuple[Turn, Turn],
         memory_saved: Memory | None = None,
+        variants: tuple[str, str, str] | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.user_id = user_id
@@ -55,6 +64,8 @@ class ComparisonTurn:
         self.user_message = question if created_question else None
         self.turns = dict(zip(SIDES, turns, strict=True))
         self.memory_saved = memory_saved
+        # (experiment id, variant A id, variant B id) when a behavior experiment drew the turn.
+        self.variants = variants
         self.comparison: Comparison | None = None
         self._started = False
 
@@ -131,6 +142,8 @@ class ComparisonTurn:
                     answers[0].id,
                     answers[1].id,
                 )
+                if self.variants is not None:
+                    ExperimentRepo(session).record_comparison(self.comparison.id, *self.variants)
             # The chat goes on from one answer (A, random), as after a single answer.
             continued = next((m for m in answers if m is not None), None)
             if continued is not None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tandem.chat.experiments import ExperimentDraw, draw_experiment
 from tandem.chat.render import render_system_prompt
 from tandem.core.errors import NotFound
 from tandem.core.generation import SamplingParams
@@ -67,6 +68,9 @@ class ChatContext:
     # The two engines of a blind comparison (drawn for this turn or asked for), A then B
     # before the sides are shuffled; None when the turn has one answer.
     compared: tuple[Engine, Engine] | None = None
+    # The behavior experiment's two variants when the comparison was drawn for one (their
+    # models are `compared`; a system-prompt variant's text goes into its side's prompt).
+    experiment: ExperimentDraw | None = None
 
     def sampling(self, overrides: Mapping[str, Any] | None = None) -> SamplingParams:
         """The chat's defaults (loops cut, the profile's), then the request's `overrides`."""
@@ -182,11 +186,19 @@ def load_context(
         return version in catalog
 
     pair = versus
+    experiment = None
     if draw is not None:
-        drawn = draw_comparison(session, draw, servable, conversation, profile, model)
+        # A running behavior experiment draws first (at its own rate); the turns it leaves
+        # are drawn as before (the site's rate, a rollout's candidates).
+        experiment = draw_experiment(session, draw, servable, conversation, profile, model)
+        drawn = experiment.models if experiment is not None else None
+        if drawn is None:
+            drawn = draw_comparison(session, draw, servable, conversation, profile, model)
         if drawn is not None:
             pair = (drawn[0] or model, drawn[1] or model)
     asked = [pair[0], pair[1] or pair[0]] if pair else [model]
+    if experiment is not None and pair is not None:
+        asked = list(pair)  # each side's own model: None is the turn's, not the other side's
     rolled = None
     if any(not (m or conversation.model) for m in asked):
         # No pin: the rollout decides (sticky per user), read per turn so a promotion or
@@ -212,4 +224,5 @@ def load_context(
         memories,
         engines[0],
         (engines[0], engines[1]) if pair else None,
+        experiment,
     )

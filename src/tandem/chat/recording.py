@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tandem.chat.branch import Branch
+from tandem.chat.implicit_signals import note_regenerate, note_stop
 from tandem.chat.tooling import answer_parts
 from tandem.core.generation import GenerationRecord
 from tandem.core.messages import Message, Part
@@ -47,6 +48,14 @@ def store_answer(
             generation_id=generation.id,
             make_current=make_current,
         )
+        # Implicit signals, written after the answer so they share its transaction (on SQLite
+        # a savepoint opened before any write would commit on its own). A chat answer the user
+        # stopped mid-stream (the web UI's Stop aborts the request) is a signal on it; a
+        # comparison's two answers are judged by the vote instead.
+        if record.finish_reason == "cancelled" and make_current:
+            note_stop(session, user_id, answer)
+        if branch.regenerates is not None:
+            note_regenerate(session, user_id, branch.regenerates, answer)
     return generation, answer
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tandem.core.messages import Message
+from tandem.core.messages import Message, Part
 
 MEMORIES_HEADING = "Things the user asked you to remember:"
 
@@ -41,6 +41,22 @@ def render_messages(system: str | None, branch: Sequence[Message]) -> list[Messa
     """The model input: the system message (if any) and the branch, minus stored system turns."""
     turns = [m for m in branch if m.role != "system"]
     return ([Message.text("system", system)] if system else []) + turns
+
+
+def add_to_system(messages: Sequence[Message], addition: str) -> list[Message]:
+    """The model input with a behavior experiment's system-prompt variant in it: `addition`
+    is appended to the system message as its last section, after a blank line (so after the
+    custom instructions, memories, profile instructions and chat prompt it is rendered
+    from); without a system message it becomes the system message."""
+    text = addition.strip()
+    if not text:
+        return list(messages)
+    if messages and messages[0].role == "system":
+        first = messages[0]
+        rest = tuple(p for p in first.parts if p.type != "text")
+        combined = f"{first.content.strip()}\n\n{text}" if first.content.strip() else text
+        return [Message("system", (Part("text", combined), *rest)), *messages[1:]]
+    return [Message.text("system", text), *messages]
 
 
 def without_images(messages: Sequence[Message]) -> tuple[list[Message], bool]:

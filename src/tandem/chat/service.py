@@ -42,6 +42,7 @@ from tandem.chat.branch import (
 )
 from tandem.chat.comparison import ComparisonTurn
 from tandem.chat.context import ChatContext, load_context
+from tandem.chat.implicit_signals import note_edit_resend, note_followup
 from tandem.chat.titles import ChatTitles
 from tandem.chat.tool_access import ConversationFiles, UserUploads
 from tandem.chat.tool_rounds import ToolPlan
@@ -104,6 +105,7 @@ class ChatService:
             parent = checked_parent(session, ctx, parent_id)
             images = image_parts(session, user_id, attachments)
             question = add_user_message(session, ctx, text, parent, images)
+            note_followup(session, user_id, parent, text, question.id)
             # Saved once the message is, and before the prompt is rendered, so it is in it.
             memory = remember(session, ctx, text)
             ctx = ctx.remembering(memory)
@@ -135,6 +137,7 @@ class ChatService:
             tools = list(dict.fromkeys(c["tool"] for c in (record.tool_calls if record else [])))
             ctx = self._load(session, user_id, answer.conversation_id, model)
             branch = self._branch(session, ctx, question, created=False)
+            branch = dataclasses.replace(branch, regenerates=answer)
         return self._turn(ctx, ctx.engine, branch, ctx.sampling(sampling), tools=tools)
 
     def continue_answer(
@@ -175,7 +178,9 @@ class ChatService:
                 raise InvalidInput("only a user message can be edited")
             ctx = self._load(session, user_id, original.conversation_id, model)
             images = [p for p in original.to_message().parts if p.type == "image"]
+            shown = ctx.conversation.current_message_id  # before the edit moves it
             question = add_user_message(session, ctx, text, original.parent_id, images)
+            note_edit_resend(session, user_id, original, shown)
             memory = remember(session, ctx, text)
             ctx = ctx.remembering(memory)
             branch = self._branch(session, ctx, question, created=True)
@@ -317,15 +322,23 @@ class ChatService:
         self, ctx: ChatContext, branch: Branch, params: SamplingParams, memory: Memory | None
     ) -> ComparisonTurn:
         assert ctx.compared is not None
-        engines = list(ctx.compared)
-        self.rng.shuffle(engines)
+        # A behavior experiment's variants are shuffled with their engines: each side keeps
+        # its own variant (and a system-prompt variant's text goes into that side's prompt).
+        arms = ctx.experiment.arms if ctx.experiment else (None, None)
+        sides = list(zip(ctx.compared, arms, strict=True))
+        self.rng.shuffle(sides)
         turns = []
-        for i, engine in enumerate(engines):
+        for i, (engine, arm) in enumerate(sides):
             # Two samples of one model must differ: give the second its own seed.
             p = params
-            if i == 1 and engines[0] is engines[1] and params.seed is not None:
+            if i == 1 and sides[0][0] is engine and params.seed is not None:
                 p = dataclasses.replace(params, seed=params.seed + 1)
-            turns.append(self._turn(ctx, engine, branch, p, make_current=False))
+            side = branch.with_system_addition(arm.prompt_addition) if arm else branch
+            turns.append(self._turn(ctx, engine, side, p, make_current=False))
+        variants = None
+        if ctx.experiment is not None:
+            a, b = (arm.variant_id for _, arm in sides if arm is not None)
+            variants = (ctx.experiment.experiment_id, a, b)
         return ComparisonTurn(
             self.session_factory,
             ctx.user_id,
@@ -334,6 +347,7 @@ class ChatService:
             branch.created_question,
             (turns[0], turns[1]),
             memory,
+            variants,
         )
 
     def _tools(

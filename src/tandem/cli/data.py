@@ -85,6 +85,7 @@ def build(
     near_duplicate_threshold: Annotated[
         float, typer.Option(help=_HELP["near_duplicate_threshold"])
     ] = 0.9,
+    implicit_weight: Annotated[float, typer.Option(help=_HELP["implicit_weight"])] = 0.0,
     demonstrations: Annotated[
         Path | None, typer.Option(help='SFT only: a JSONL file of {"messages": [...]} rows')
     ] = None,
@@ -106,6 +107,7 @@ def build(
         per_user_cap=per_user_cap,
         test_fraction=test_fraction,
         near_duplicate_threshold=near_duplicate_threshold,
+        implicit_weight=implicit_weight,
         name=name,
     )
     demos: list[Any] = []

@@ -67,6 +67,25 @@ def online(
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@eval_app.command("implicit-agreement")
+def implicit_agreement_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    bootstrap: Annotated[
+        int, typer.Option(min=100, max=100_000, help="Bootstrap resamples.")
+    ] = 2000,
+    seed: SeedOpt = 0,
+) -> None:
+    """How each implicit signal (regenerate, stop, copy, edit_resend, corrective_followup)
+    agrees with explicit thumbs and votes on the same answers: P(thumbs-down | signal) vs the
+    base rate, kappa and MCC with bootstrap 95% intervals, and how often a voted-against answer
+    carries it (docs/evals.md, "Implicit signals")."""
+    from tandem.evals.implicit_agreement import implicit_agreement, render_text
+
+    with cli_session() as session:
+        report = implicit_agreement(session, seed=seed, samples=bootstrap)
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else render_text(report))
+
+
 @eval_app.command("report")
 def gap_report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,

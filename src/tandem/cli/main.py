@@ -6,6 +6,7 @@ tandem models list | show ID | prepare | lineage [ID] | set-status ID STATUS
 tandem data build sft|preference|kto [filters] | list | show ID | export ID --to DIR | import FILE
 tandem train sft|dpo|kto|reward --dataset SNAPSHOT [--base VERSION] [--config FILE.yaml]
 tandem users create EMAIL [--admin] | api-key EMAIL
+tandem experiments list | result ID [--json]
 tandem flywheel run [--users N] [--max-events 2000] [--method dpo] | report DIR
 tandem eval arena-ratings --battles FILE.jsonl | online [--json] | refusal-agreement [--dir DIR]
             | ifeval-grade --responses R.jsonl --output OUT.jsonl [--input FILE]
@@ -26,6 +27,7 @@ import typer
 from tandem.cli.common import TandemGroup, prepared_catalog, print_error
 from tandem.cli.data import data_app
 from tandem.cli.evals import eval_app
+from tandem.cli.experiments import experiments_app
 from tandem.cli.flywheel import flywheel_app
 from tandem.cli.models import models_app
 from tandem.cli.rollout import rollout_app
@@ -46,6 +48,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(experiments_app, name="experiments")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(flywheel_app, name="flywheel")
 

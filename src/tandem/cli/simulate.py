@@ -51,6 +51,16 @@ def run(
         list[str] | None, typer.Option("--profile", help=_HELP["profiles"] + " Repeatable.")
     ] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help=_HELP["stream"])] = False,
+    implicit: Annotated[
+        bool, typer.Option("--implicit/--no-implicit", help=_HELP["implicit"])
+    ] = False,
+    taste: Annotated[
+        list[str] | None, typer.Option("--taste", help=_HELP["tastes"] + " Repeatable.")
+    ] = None,
+    taste_profile: Annotated[
+        list[str] | None,
+        typer.Option("--taste-profile", help=_HELP["taste_profiles"] + " Repeatable."),
+    ] = None,
     account_prefix: Annotated[str | None, _opt("account_prefix")] = None,
     timeout_s: Annotated[float, _opt("timeout_s", min=1.0)] = 600.0,
     events: Annotated[
@@ -86,6 +96,9 @@ def run(
             split=split or None,
             profiles=tuple(profile or ()),
             stream=stream,
+            implicit=implicit,
+            tastes=tuple(taste or ()),
+            taste_profiles=tuple(taste_profile or ()),
             account_prefix=account_prefix,
             timeout_s=timeout_s,
         )

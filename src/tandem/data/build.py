@@ -20,7 +20,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tandem.core.errors import InvalidInput
-from tandem.core.signals import DATASET_KINDS, FEEDBACK_REASONS
+from tandem.core.signals import (
+    DATASET_KINDS,
+    FEEDBACK_REASONS,
+    IMPLICIT_NEGATIVE_KINDS,
+    PROVENANCE_VALUES,
+)
 from tandem.data.builders import (
     PAIRING_RULES,
     Example,
@@ -33,6 +38,7 @@ from tandem.data.dedup import deduplicate
 from tandem.data.scrub import scrub_row
 from tandem.data.snapshots import Snapshot, canonical_line, write_snapshot
 from tandem.store.datasets import DatasetRepo, DatasetSnapshotRow, SignalFilters, SnapshotRecord
+from tandem.store.implicit import ImplicitSignalRepo
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,14 @@ class BuildConfig:
             "this (above 1 turns near-duplicate removal off)"
         },
     )
+    implicit_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "kto only: add implicit negatives (answers regenerated, stopped, edited away "
+            "or corrected, with no explicit label) as label false, keeping this fraction of them "
+            "(0 = off; KTOTrainer has no per-row weight, so the weight is a hash-chosen subsample)"
+        },
+    )
     name: str = field(default="", metadata={"help": "a label shown in listings"})
 
     def __post_init__(self) -> None:
@@ -84,6 +98,10 @@ class BuildConfig:
             raise InvalidInput("near_duplicate_threshold must be above 0")
         if self.since and self.until and self.since >= self.until:
             raise InvalidInput("since must be before until")
+        if not 0 <= self.implicit_weight <= 1:
+            raise InvalidInput("implicit_weight must be between 0 and 1")
+        if self.implicit_weight and self.kind != "kto":
+            raise InvalidInput("implicit_weight applies to kind 'kto' only")
 
     def filters(self) -> dict[str, Any]:
         """The config as the JSON recorded in the manifest, card and database."""
@@ -92,6 +110,8 @@ class BuildConfig:
             value = getattr(self, f.name)
             if f.name in ("kind", "name"):
                 continue
+            if f.name == "implicit_weight" and not value:
+                continue  # off: recorded only when on, so earlier builds' filters are unchanged
             out[f.name] = (
                 value.isoformat()
                 if isinstance(value, datetime)
@@ -127,7 +147,18 @@ def examples_from_signals(
         return build_preference_pairs(
             repo.voted_pairs(f), repo.improved_answers(f), repo.rated_answers(f)
         )
-    return build_kto_examples(repo.rated_answers(f), repo.voted_pairs(f), repo.improved_answers(f))
+    implicit = (
+        ImplicitSignalRepo(session).implicit_answers(f, IMPLICIT_NEGATIVE_KINDS)
+        if config.implicit_weight
+        else []
+    )
+    return build_kto_examples(
+        repo.rated_answers(f),
+        repo.voted_pairs(f),
+        repo.improved_answers(f),
+        implicit,
+        config.implicit_weight,
+    )
 
 
 def _contents(value: Any, *, roles: tuple[str, ...] | None = None) -> list[str]:
@@ -241,6 +272,8 @@ def finish_snapshot(
     signals: dict[str, set[str]] = {}
     for ex in kept:
         for signal_kind, ids in ex.sources.items():
+            if signal_kind in PROVENANCE_VALUES:  # provenance.jsonl only: not signal ids
+                continue
             signals.setdefault(signal_kind, set()).update(ids)
     m = snapshot.manifest
     record = DatasetRepo(session).record_snapshot(

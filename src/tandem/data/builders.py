@@ -10,7 +10,10 @@ Pairing rules (docs/datasets.md and every card repeat them):
   - comparison both_bad: no pair (neither is better), but both answers become KTO negatives;
   - improvement: the improved text is chosen over the original answer (and is an SFT target);
   - thumbs: every thumbs-up answer is chosen over every thumbs-down answer to the same prompt
-    (identical input messages, system message included).
+    (identical input messages, system message included);
+  - implicit (KTO only, off by default): an answer that was regenerated, stopped, edited away or
+    corrected, and that no explicit signal of the build labels, becomes a weak negative; the
+    weight keeps that fraction of them, chosen by a hash of the generation id (`implicit_kept`).
 """
 
 from __future__ import annotations
@@ -26,13 +29,18 @@ from typing import Any
 from tandem.core.errors import InvalidInput
 from tandem.core.messages import ROLES, Message
 from tandem.store.datasets import Answer, ImprovedAnswer, RatedAnswer, VotedPair
+from tandem.store.implicit import ImplicitAnswer
 
 PAIRING_RULES = (
-    "comparison a/b → the voted answer is chosen, the other rejected; "
+    "comparison a/b → the voted answer is chosen, the other rejected (only when both answered "
+    "the identical messages: a behavior experiment's system-prompt variants do not pair); "
     "tie → no pair and no KTO example; "
     "both_bad → no pair, both answers become KTO negatives (label false); "
     "improvement → improved text chosen over the original answer; "
-    "thumbs → each thumbs-up answer chosen over each thumbs-down answer to the identical prompt."
+    "thumbs → each thumbs-up answer chosen over each thumbs-down answer to the identical prompt; "
+    "implicit (KTO, only with implicit_weight > 0) → an answer regenerated, stopped, edited "
+    "away or corrected that no explicit signal labels becomes a negative (label false), a "
+    "hash-chosen implicit_weight fraction of them, origin implicit_<kind>."
 )
 
 
@@ -117,6 +125,11 @@ def build_preference_pairs(
         win, lose = (v.a, v.b) if v.verdict == "a" else (v.b, v.a)
         if not (_usable(win) and _usable(lose)) or win.output_text == lose.output_text:
             continue
+        # A pair shares one prompt. Two sides written under different system prompts (a behavior
+        # experiment's prompt variants) would teach the loser's answer is worse under the
+        # winner's prompt, which nobody judged; their votes count in the experiment only.
+        if win.input_messages != lose.input_messages:
+            continue
         out.append(
             Example(
                 _pair(win.input_messages, win.output_text, lose.output_text),
@@ -180,13 +193,64 @@ def _unpaired(answer: Answer, label: bool, text: str | None = None) -> dict[str,
     }
 
 
+def implicit_kept(generation_id: str, weight: float) -> bool:
+    """Whether a weak label with this weight is kept: KTOTrainer has no per-row weight, so a
+    weight w keeps the fraction w of the implicit rows, chosen by a hash of the answer's
+    generation id. Deterministic (the same signals build the same snapshot) and nested (what
+    weight 0.3 keeps, weight 0.6 keeps too)."""
+    digest = hashlib.sha256(f"implicit-weight:{generation_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < weight
+
+
 def build_kto_examples(
     rated: Sequence[RatedAnswer],
     voted: Sequence[VotedPair],
     improved: Sequence[ImprovedAnswer],
+    implicit: Sequence[ImplicitAnswer] = (),
+    implicit_weight: float = 0.0,
 ) -> list[Example]:
     """`prompt`/`completion`/`label` rows (KTOTrainer): thumbs up/down, comparison winners and
-    losers (both_bad: two negatives; tie: nothing), improved (true) and original (false)."""
+    losers (both_bad: two negatives; tie: nothing), improved (true) and original (false), and
+    with `implicit_weight` > 0 the weak negatives of `implicit` (see `implicit_negatives`)."""
+    out = _explicit_kto(rated, voted, improved)
+    labelled = {g for ex in out for g in ex.sources.get("generation", [])}
+    return out + implicit_negatives(implicit, implicit_weight, labelled)
+
+
+def implicit_negatives(
+    implicit: Sequence[ImplicitAnswer], weight: float, labelled: set[str]
+) -> list[Example]:
+    """One negative (label false) per answer carrying implicit signals and no explicit label in
+    this build (`labelled` generation ids), kept with probability `weight` (`implicit_kept`).
+    Its origin is `implicit_<kind>` of the answer's first signal; its sources every one."""
+    by_answer: dict[str, list[ImplicitAnswer]] = {}
+    for signal in implicit:
+        by_answer.setdefault(signal.answer.generation_id, []).append(signal)
+    out: list[Example] = []
+    for generation_id, signals in by_answer.items():
+        answer = signals[0].answer
+        if generation_id in labelled or not _usable(answer):
+            continue
+        if not implicit_kept(generation_id, weight):
+            continue
+        out.append(
+            Example(
+                _unpaired(answer, False),
+                {"implicit": [s.signal_id for s in signals], "generation": [generation_id]},
+                signals[0].user_id,
+                signals[0].at,
+                f"implicit_{signals[0].kind}",
+                (answer.model_version,),
+            )
+        )
+    return out
+
+
+def _explicit_kto(
+    rated: Sequence[RatedAnswer],
+    voted: Sequence[VotedPair],
+    improved: Sequence[ImprovedAnswer],
+) -> list[Example]:
     out: list[Example] = []
     for r in rated:
         if _usable(r.answer):

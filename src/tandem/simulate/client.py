@@ -56,6 +56,10 @@ class Comparison:
     a: str
     b: str
     models: tuple[str | None, str | None] = (None, None)
+    # The behavior experiment's variants (after the vote; None outside experiments).
+    variants: tuple[str | None, str | None] = (None, None)
+    # The two answers' messages (an implicit signal, such as a copy, points at one).
+    message_ids: tuple[str | None, str | None] = (None, None)
 
 
 @dataclass
@@ -161,6 +165,8 @@ def _comparison(row: dict[str, Any]) -> Comparison:
         a=row["a"]["content"],
         b=row["b"]["content"],
         models=(row["a"].get("model"), row["b"].get("model")),
+        variants=(row["a"].get("variant"), row["b"].get("variant")),
+        message_ids=(row["a"].get("message_id"), row["b"].get("message_id")),
     )
 
 

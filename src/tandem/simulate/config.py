@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from tandem.simulate.judgement import TASTES
+
 # Evaluation-only suites (docs/evals.md): simulated signals become training data, so prompts may
 # never come from them. Public benchmarks, and tandem's own sycophancy suite, which must keep
 # measuring whether thumbs-up training taught flattery rather than be trained on.
@@ -55,6 +57,20 @@ class SimulationConfig:
         (), "Profile ids; each chat opens with one of them, chosen at random."
     )
     stream: bool = _knob(False, "Read answers as server-sent events instead of JSON.")
+    implicit: bool = _knob(
+        False,
+        "Also act without rating: copy answers, stop streams, edit and resend questions, send "
+        "corrective follow-ups, more often after bad answers (tandem.simulate.implicit). "
+        "Answers are then read streamed.",
+    )
+    tastes: tuple[str, ...] = _knob(
+        (),
+        "Answer-length tastes dealt to users in turn (concise, detailed): a user votes for the "
+        "shorter or the longer of two answers instead of by the grader. Empty: the grader.",
+    )
+    taste_profiles: tuple[str, ...] = _knob(
+        (), "One profile id per taste: a user of that taste opens every chat with it."
+    )
     account_prefix: str | None = _knob(
         None, "Emails are PREFIX-N@simulated.invalid (default: sim-SEED-<random>)."
     )
@@ -71,6 +87,11 @@ class SimulationConfig:
             raise ValueError("concurrency and max_tokens must be at least 1")
         if self.max_events is not None and self.max_events < 0:
             raise ValueError("max_events must not be negative")
+        unknown = [t for t in self.tastes if t not in TASTES]
+        if unknown:
+            raise ValueError(f"tastes must be among {TASTES}, not {unknown}")
+        if self.taste_profiles and len(self.taste_profiles) != len(self.tastes):
+            raise ValueError("give one taste profile per taste")
         if self.task in HELD_OUT_TASKS:
             raise ValueError(
                 f"{self.task} is a held-out evaluation suite: its prompts may not become "

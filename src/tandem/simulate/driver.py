@@ -12,7 +12,9 @@ Each user signs up, switches training off when it is one of the opted-out share,
 turn opens a chat, sends a prompt from the task's examples, grades the answer and rates it
 (thumbs, with reasons and a comment on a thumbs-down), sometimes regenerates and rates the new
 answer too, and votes on blind comparisons (the server's share of turns, or ones it asked
-for). `concurrency` users are in flight at once, which keeps the server's batching engine full.
+for): as the grader says, or, with `tastes`, by the user's own taste for answer length (dealt
+in turn; a behavior experiment's split to find, docs/experiments.md). `concurrency` users
+are in flight at once, which keeps the server's batching engine full.
 Every random choice of a user comes from its own stream, seeded by (`seed`, user index), so a
 run against a deterministic server is reproducible whatever order the requests finish in.
 """
@@ -33,6 +35,7 @@ import httpx
 from tandem.evals.tasks import Example, get_task
 from tandem.simulate.client import Answer, ApiCallError, Comparison, SimulatedAccount
 from tandem.simulate.config import SimulationConfig
+from tandem.simulate.implicit import ImplicitActs
 from tandem.simulate.judgement import Judge
 from tandem.simulate.summary import SimulationSummary
 
@@ -92,6 +95,8 @@ class Simulation:
         self.config = config
         self.on_event = on_event
         self.judge, self.examples = load_examples(config)
+        # Copies, stops, edits and follow-ups besides the ratings (tandem.simulate.implicit).
+        self.acts = ImplicitActs(self.judge, config.seed) if config.implicit else None
         self.opted_out = opted_out_users(config)
         self.prefix = config.account_prefix or f"sim-{config.seed}-{secrets.token_hex(3)}"
         self.summary = SimulationSummary(config=config.to_dict())
@@ -119,6 +124,8 @@ class Simulation:
             raise outcome
         self.summary.events_acknowledged = self.budget.acknowledged
         self.summary.wall_seconds = time.monotonic() - self.started
+        if self.acts is not None:
+            self.summary.implicit = dict(sorted(self.acts.counts.items()))
         return self.summary
 
     # -- one user ------------------------------------------------------------------------
@@ -161,11 +168,15 @@ class Simulation:
         example = rng.choice(self.examples)
         prompt = example.messages[-1].content
         profile = rng.choice(config.profiles) if config.profiles else None
+        if config.taste_profiles:
+            profile = config.taste_profiles[index % len(config.tastes)]
         sampling = self._sampling(rng)
         ask_comparison = rng.random() < config.rate_compare
         conversation = await account.open_chat(profile, title=f"sim {example.id}")
         if ask_comparison:
             result: Answer | Comparison = await account.compare(conversation, prompt, sampling)
+        elif self.acts is not None:
+            result = await self.acts.send(account, conversation, example, prompt, sampling, index)
         else:
             result = await account.send(conversation, prompt, sampling, config.stream)
         self.summary.turns += 1
@@ -175,6 +186,8 @@ class Simulation:
             await self._vote(account, example, result, rng, context)
             return
         await self._rate(account, example, result, rng, context)
+        if self.acts is not None:
+            await self.acts.after_answer(account, conversation, example, result, index)
         if rng.random() < config.regenerate_rate and not self.budget.reached.is_set():
             again = await account.regenerate(result.message_id, self._sampling(rng), config.stream)
             self.summary.turns += 1
@@ -245,7 +258,11 @@ class Simulation:
         rng: random.Random,
         context: dict[str, Any],
     ) -> None:
-        vote = self.judge.vote(example, comparison.a, comparison.b, rng)
+        taste = self._taste(context["user"])
+        if taste is None:
+            vote = self.judge.vote(example, comparison.a, comparison.b, rng)
+        else:
+            vote = self.judge.vote_by_taste(taste, example, comparison.a, comparison.b, rng)
         if not self.budget.reserve():
             return
         try:
@@ -256,6 +273,12 @@ class Simulation:
         self.budget.confirm()
         self.summary.votes[vote.verdict] += 1
         self.summary.votes_flipped += vote.flipped
+        if self.acts is not None and vote.verdict in ("a", "b"):
+            chosen = 0 if vote.verdict == "a" else 1
+            good = (vote.a, vote.b)[chosen].good
+            message_id = voted.message_ids[chosen]
+            if message_id and self.acts.copy_vote_winner(good, context["user"]):
+                await self.acts.copy(account, message_id)
         for model, assessment in zip(voted.models, (vote.a, vote.b), strict=True):
             self.summary.count_answer(model, assessment.good)
         self._emit(
@@ -265,6 +288,8 @@ class Simulation:
                 "opted_out": context["user"] in self.opted_out,
                 "comparison_id": comparison.id,
                 "models": list(voted.models),
+                "variants": list(voted.variants),
+                "taste": taste,
                 "answer_a": comparison.a,
                 "answer_b": comparison.b,
                 "reward_a": vote.a.reward,
@@ -274,6 +299,11 @@ class Simulation:
                 "flipped": vote.flipped,
             }
         )
+
+    def _taste(self, user: int) -> str | None:
+        """The user's answer-length taste (dealt in turn), or None: votes follow the grader."""
+        tastes = self.config.tastes
+        return tastes[user % len(tastes)] if tastes else None
 
     def _emit(self, event: dict[str, Any]) -> None:
         if self.on_event is not None:

@@ -51,6 +51,26 @@ class Vote:
         return self.verdict != self.deserved
 
 
+# Per-user tastes for answer length (`SimulationConfig.tastes`): who prefers the shorter of two
+# answers and who the longer. They are the simulator's assumption, not a finding about people.
+TASTES = ("concise", "detailed")
+# Answers whose lengths are within this share of each other are a tie to either taste.
+SAME_LENGTH = 0.1
+
+
+def taste_verdict(taste: str, answer_a: str, answer_b: str) -> Verdict:
+    """What a user of `taste` votes between two answers: the shorter ("concise") or the
+    longer ("detailed") in words; a tie when they are about as long."""
+    if taste not in TASTES:
+        raise ValueError(f"taste must be one of {TASTES}, not {taste!r}")
+    a, b = len(answer_a.split()), len(answer_b.split())
+    if abs(a - b) <= SAME_LENGTH * max(a, b, 1):
+        return "tie"
+    shorter: Verdict = "a" if a < b else "b"
+    longer: Verdict = "b" if shorter == "a" else "a"
+    return shorter if taste == "concise" else longer
+
+
 class Judge:
     """Grades answers with `task` and turns the grades into signals.
 
@@ -87,6 +107,18 @@ class Judge:
         failed = assessment.failed_instructions
         comment = f"did not follow: {', '.join(failed)}" if failed else "not what I asked for"
         return Thumbs("down", ("didnt_follow_instructions",), comment, assessment, flipped)
+
+    def vote_by_taste(
+        self, taste: str, example: Example, answer_a: str, answer_b: str, rng: random.Random
+    ) -> Vote:
+        """A vote by answer length (`taste_verdict`) instead of the grader, flipped to one of
+        the three other verdicts with probability `noise`; the grades are kept for the tally."""
+        a, b = self.assess(example, answer_a), self.assess(example, answer_b)
+        deserved = taste_verdict(taste, answer_a, answer_b)
+        verdict = deserved
+        if rng.random() < self.noise:
+            verdict = rng.choice([v for v in VERDICTS if v != deserved])
+        return Vote(verdict, deserved, a, b)
 
     def vote(self, example: Example, answer_a: str, answer_b: str, rng: random.Random) -> Vote:
         """The answer with the higher reward wins; equal rewards are a tie when both answers

@@ -30,6 +30,8 @@ class SimulationSummary:
     answers_by_model: dict[str, dict[str, int]] = field(default_factory=dict)
     wall_seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
+    # With `implicit`: copies, stops, edits, follow-ups sent (tandem.simulate.implicit).
+    implicit: dict[str, int] = field(default_factory=dict)
 
     def count_answer(self, model: str | None, good: bool) -> None:
         row = self.answers_by_model.setdefault(model or "unknown", {"answers": 0, "good": 0})
@@ -58,4 +60,5 @@ class SimulationSummary:
             "wall_seconds": round(self.wall_seconds, 3),
             "turns_per_second": round(self.turns_per_second, 4),
             "config": self.config,
+            "implicit": self.implicit,
         }

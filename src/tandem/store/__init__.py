@@ -13,16 +13,19 @@ from tandem.store.conversations import ConversationRepo
 from tandem.store.datasets import DatasetRepo
 from tandem.store.db import SessionFactory, make_engine, make_session_factory, migrate
 from tandem.store.evals import EvalRepo
+from tandem.store.experiments import ExperimentRepo
 from tandem.store.feedback import FeedbackRepo
 from tandem.store.files import FileRepo
 from tandem.store.generations import GenerationRepo
 from tandem.store.group_commit import one_transaction
+from tandem.store.implicit import ImplicitSignalRepo
 from tandem.store.improvements import ImprovementRepo
 from tandem.store.jobs import JobRepo
 from tandem.store.memories import MemoryRepo
 from tandem.store.model_versions import ModelVersionRepo
 from tandem.store.privacy import delete_user_data
 from tandem.store.profiles import CustomInstructionsRepo, ProfileRepo
+from tandem.store.rater_tasks import RaterTaskRepo
 from tandem.store.rollouts import RolloutRepo
 from tandem.store.uploads import UploadRepo
 from tandem.store.users import (
@@ -40,14 +43,17 @@ __all__ = [
     "CustomInstructionsRepo",
     "DatasetRepo",
     "EvalRepo",
+    "ExperimentRepo",
     "FeedbackRepo",
     "FileRepo",
     "GenerationRepo",
+    "ImplicitSignalRepo",
     "ImprovementRepo",
     "JobRepo",
     "MemoryRepo",
     "ModelVersionRepo",
     "ProfileRepo",
+    "RaterTaskRepo",
     "RolloutRepo",
     "SessionFactory",
     "SiteSettingsRepo",

@@ -97,6 +97,8 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # May take rater tasks (tandem.store.rater_tasks); set by an admin, like is_admin.
+    is_rater: Mapped[bool] = mapped_column(Boolean, default=False)
     use_for_training: Mapped[bool] = mapped_column(Boolean, default=True)
     memory_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # Made by `bootstrap_admin` (TANDEM_ADMIN_API_KEY), the only account it ever promotes: an

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tandem.store.files import FileChunkRow, FileRepo, FileRow
+from tandem.store.implicit import ImplicitSignal
 from tandem.store.models import (
     Comparison,
     Conversation,
@@ -32,10 +33,10 @@ def delete_user_data(
     session: Session, user_id: str, uploads_root: Path, files_root: Path | None = None
 ) -> dict[str, int]:
     """Delete the user's conversations (deleted ones too), messages, generation records,
-    feedback, comparisons, improvements, memories, uploads and documents (their bytes and
-    chunks included), in one transaction. Returns how many of each were deleted. The account,
-    its API keys, profiles and custom instructions stay. `files_root` defaults to the
-    `files` folder beside `uploads_root` ($TANDEM_HOME/files)."""
+    feedback, comparisons, improvements, implicit signals, memories, uploads and documents
+    (their bytes and chunks included), in one transaction. Returns how many of each were
+    deleted. The account, its API keys, profiles and custom instructions stay. `files_root`
+    defaults to the `files` folder beside `uploads_root` ($TANDEM_HOME/files)."""
     conversations = select(Conversation.id).where(Conversation.owner_id == user_id)
     user_files = select(FileRow.id).where(FileRow.user_id == user_id)
     # Children before parents, so every count is a row this call deleted (a cascade would
@@ -44,6 +45,7 @@ def delete_user_data(
         ("feedback", Feedback, Feedback.user_id == user_id),
         ("comparisons", Comparison, Comparison.user_id == user_id),
         ("improvements", Improvement, Improvement.user_id == user_id),
+        ("implicit_signals", ImplicitSignal, ImplicitSignal.user_id == user_id),
         ("file_chunks", FileChunkRow, FileChunkRow.file_id.in_(user_files)),
         ("files", FileRow, FileRow.user_id == user_id),
         ("messages", StoredMessage, StoredMessage.conversation_id.in_(conversations)),

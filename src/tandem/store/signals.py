@@ -1,4 +1,5 @@
-"""The admin console's signal log: every current thumbs, vote and improved answer, newest first,
+"""The admin console's signal log: every current thumbs, vote and improved answer, and every
+implicit signal (regenerate, stop, copy, edit-and-resend, corrective follow-up), newest first,
 each with the generation record(s) it judges.
 
     page = SignalLog(session).page(SignalQuery(kind="thumbs", reason="too_long"), limit=50)
@@ -14,7 +15,8 @@ shifts a row onto the next page twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from tandem.core.errors import InvalidInput
-from tandem.core.signals import FEEDBACK_REASONS, RATINGS, SIGNAL_KINDS, SignalKind
+from tandem.core.signals import (
+    FEEDBACK_REASONS,
+    IMPLICIT_KINDS,
+    RATINGS,
+    SIGNAL_KINDS,
+    SignalKind,
+)
+from tandem.store.implicit import ImplicitSignal
 from tandem.store.models import (
     Comparison,
     Conversation,
@@ -78,6 +87,8 @@ class SignalRow:
     comment: str = ""
     verdict: str | None = None
     improved_text: str | None = None
+    # An implicit signal's detail (the correcting message's id and the rule that matched, …).
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,13 @@ class SignalPage:
     next_cursor: Cursor | None
 
 
+def _kind(kind: str) -> SignalKind:
+    """A stored kind as the vocabulary's type (the query selected only known kinds)."""
+    if kind not in SIGNAL_KINDS:
+        raise ValueError(f"unknown signal kind {kind!r}")
+    return kind  # narrowed by the check above
+
+
 def _judged(gen: StoredGeneration) -> JudgedGeneration:
     return JudgedGeneration(
         id=gen.id,
@@ -134,6 +152,18 @@ def _judged(gen: StoredGeneration) -> JudgedGeneration:
     )
 
 
+def _conversation_of_generation() -> Any:
+    """The conversation a generation was answered in (a /v1 generation has none), correlated
+    with the StoredGeneration of the enclosing query."""
+    return (
+        select(StoredMessage.conversation_id)
+        .where(StoredMessage.generation_id == StoredGeneration.id)
+        .limit(1)
+        .correlate(StoredGeneration)
+        .scalar_subquery()
+    )
+
+
 class SignalLog:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -145,8 +175,13 @@ class SignalLog:
             raise InvalidInput("limit must be at least 1")
         fetch = {"thumbs": self._thumbs, "vote": self._votes, "improvement": self._improvements}
         rows: list[SignalRow] = []
-        for kind in query.kinds():
-            rows.extend(fetch[kind](query, limit + 1, cursor))
+        kinds = query.kinds()
+        for kind in kinds:
+            if kind in fetch:
+                rows.extend(fetch[kind](query, limit + 1, cursor))
+        implicit = [k for k in kinds if k in IMPLICIT_KINDS]
+        if implicit:
+            rows.extend(self._implicit(implicit, query, limit + 1, cursor))
         rows.sort(key=lambda r: (r.at, r.id), reverse=True)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -197,14 +232,7 @@ class SignalLog:
         return stmt.order_by(at.desc(), ident.desc())
 
     def _thumbs(self, query: SignalQuery, limit: int, cursor: Cursor | None) -> list[SignalRow]:
-        # The conversation a generation was answered in; a /v1 generation has none.
-        conversation_of = (
-            select(StoredMessage.conversation_id)
-            .where(StoredMessage.generation_id == StoredGeneration.id)
-            .limit(1)
-            .correlate(StoredGeneration)
-            .scalar_subquery()
-        )
+        conversation_of = _conversation_of_generation()
         stmt = (
             select(
                 Feedback, StoredGeneration, User.email, Conversation.id, Profile.id, Profile.name
@@ -312,6 +340,46 @@ class SignalLog:
                 improved_text=imp.text,
             )
             for imp, gen, email, profile_id, profile_name in self.session.execute(
+                stmt.limit(limit)
+            ).tuples()
+        ]
+
+    def _implicit(
+        self, kinds: Sequence[str], query: SignalQuery, limit: int, cursor: Cursor | None
+    ) -> list[SignalRow]:
+        conversation_of = _conversation_of_generation()
+        stmt = (
+            select(
+                ImplicitSignal,
+                StoredGeneration,
+                User.email,
+                Conversation.id,
+                Profile.id,
+                Profile.name,
+            )
+            .join(StoredGeneration, StoredGeneration.id == ImplicitSignal.generation_id)
+            .join(User, User.id == ImplicitSignal.user_id)
+            .outerjoin(Conversation, Conversation.id == conversation_of)
+            .outerjoin(Profile, Profile.id == Conversation.profile_id)
+            .where(ImplicitSignal.kind.in_(list(kinds)), Conversation.deleted_at.is_(None))
+        )
+        if query.model_version:
+            stmt = stmt.where(StoredGeneration.model_version == query.model_version)
+        stmt = self._common(stmt, ImplicitSignal.created_at, ImplicitSignal.id, query, cursor)
+        return [
+            SignalRow(
+                kind=_kind(signal.kind),
+                id=signal.id,
+                at=signal.created_at,
+                user_id=signal.user_id,
+                user_email=email,
+                conversation_id=conv_id,
+                profile_id=profile_id,
+                profile_name=profile_name,
+                generations=(_judged(gen),),
+                detail=dict(signal.detail or {}),
+            )
+            for signal, gen, email, conv_id, profile_id, profile_name in self.session.execute(
                 stmt.limit(limit)
             ).tuples()
         ]

@@ -234,6 +234,15 @@ class UserRepo:
         self.session.commit()
         return user
 
+    def set_rater(self, acting_user_id: str, user_id: str, is_rater: bool) -> User:
+        """Make or unmake a rater (tandem.store.rater_tasks): their queue opens or closes at
+        once; what they already submitted stays."""
+        self._require_admin(acting_user_id)
+        user = self.get(user_id)
+        user.is_rater = is_rater
+        self.session.commit()
+        return user
+
     def reset_password(self, acting_user_id: str, user_id: str, new: str) -> User:
         """An admin sets a temporary password for someone else; every web session of that
         user ends (their API keys stay: revoking those is the user's, under /api/keys)."""

@@ -40,9 +40,11 @@ ADMIN_NAV: tuple[tuple[str, str, str], ...] = (
     ("datasets", "Datasets", "/admin/datasets"),
     ("jobs", "Jobs", "/admin/jobs"),
     ("models", "Models", "/admin/models"),
+    ("tasks", "Rater tasks", "/admin/tasks"),
     ("evals", "Evals", "/admin/evals"),
     ("report", "Report", "/admin/report"),
     ("rollouts", "Rollouts", "/admin/rollouts"),
+    ("experiments", "Experiments", "/admin/experiments"),
     ("users", "Users", "/admin/users"),
 )
 templates.env.globals["admin_nav"] = ADMIN_NAV

@@ -17,7 +17,16 @@ from fastapi.staticfiles import StaticFiles
 from tandem.api.app import create_api
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
-from tandem.web import admin, admin_jobs, admin_models, admin_signals, api_docs, pages
+from tandem.web import (
+    admin,
+    admin_experiments,
+    admin_jobs,
+    admin_models,
+    admin_signals,
+    api_docs,
+    pages,
+    raters,
+)
 from tandem.web.page_access import install_page_access
 from tandem.web.templating import STATIC_DIR
 
@@ -30,9 +39,11 @@ def create_app(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     for router in (
         pages.router,
         admin.router,
+        admin_experiments.router,
         admin_jobs.router,
         admin_models.router,
         admin_signals.router,
+        raters.router,
         api_docs.router,
     ):
         app.include_router(router)

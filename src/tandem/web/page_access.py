@@ -1,4 +1,5 @@
-"""Who may see a page: `PageUser` (a live session cookie) and `AdminPageUser` (an admin's).
+"""Who may see a page: `PageUser` (a live session cookie), `AdminPageUser` (an admin's) and
+`RaterPageUser` (a rater's: /rate).
 
     @router.get("/admin/evals", response_class=HTMLResponse)
     def admin_evals_page(request: Request, user: AdminPageUser) -> Response: ...
@@ -22,6 +23,9 @@ from tandem.store import WebSessionRepo
 from tandem.store.models import User
 
 ADMINS_ONLY_PAGE = "<!doctype html><title>tandem</title><p>Admins only.</p>"
+RATERS_ONLY_PAGE = (
+    "<!doctype html><title>tandem</title><p>Raters only: an admin makes an account a rater.</p>"
+)
 
 
 class LoginRequired(Exception):
@@ -57,6 +61,19 @@ def get_admin_page_user(user: PageUser) -> User:
 AdminPageUser = Annotated[User, Depends(get_admin_page_user)]
 
 
+class RatersOnly(Exception):
+    """Raised by `RaterPageUser`: the signed-in user is not a rater and gets the 403 page."""
+
+
+def get_rater_page_user(user: PageUser) -> User:
+    if not user.is_rater:
+        raise RatersOnly
+    return user
+
+
+RaterPageUser = Annotated[User, Depends(get_rater_page_user)]
+
+
 async def _to_login(request: Request, _: Exception) -> RedirectResponse:
     target = request.url.path
     nxt = f"?next={quote(target, safe='/')}" if target != "/" else ""
@@ -67,7 +84,12 @@ async def _admins_only(_: Request, __: Exception) -> HTMLResponse:
     return HTMLResponse(ADMINS_ONLY_PAGE, status_code=403)
 
 
+async def _raters_only(_: Request, __: Exception) -> HTMLResponse:
+    return HTMLResponse(RATERS_ONLY_PAGE, status_code=403)
+
+
 def install_page_access(app: FastAPI) -> None:
     """Answer the page dependencies' refusals with a redirect or a 403 page, not the API's JSON."""
     app.add_exception_handler(LoginRequired, _to_login)
     app.add_exception_handler(AdminsOnly, _admins_only)
+    app.add_exception_handler(RatersOnly, _raters_only)

@@ -65,6 +65,7 @@ class UserPublic(Public):
     email: str
     display_name: str
     is_admin: bool
+    is_rater: bool
     is_disabled: bool
     use_for_training: bool
     memory_enabled: bool

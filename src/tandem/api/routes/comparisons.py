@@ -35,7 +35,13 @@ from tandem.api.turns import MemorySaved
 from tandem.chat import ComparisonTurn
 from tandem.core.signals import Verdict
 from tandem.engines import EngineError
-from tandem.store import ComparisonRepo, ConversationRepo, GenerationRepo, SessionFactory
+from tandem.store import (
+    ComparisonRepo,
+    ConversationRepo,
+    ExperimentRepo,
+    GenerationRepo,
+    SessionFactory,
+)
 from tandem.store.models import Comparison
 
 router = APIRouter(prefix="/api", tags=["comparisons"])
@@ -63,6 +69,9 @@ class Candidate(BaseModel):
     message_id: str
     content: str
     model: str | None = Field(description="hidden (null) until the vote")
+    variant: str | None = Field(
+        None, description="the behavior experiment's variant; hidden (null) until the vote"
+    )
 
 
 class ComparisonPublic(BaseModel):
@@ -78,20 +87,28 @@ class ComparisonPublic(BaseModel):
 
 def comparison_public(session: Session, user_id: str, row: Comparison) -> ComparisonPublic:
     convs, gens = ConversationRepo(session), GenerationRepo(session)
+    variants = None
+    if row.verdict is not None:
+        variants = ExperimentRepo(session).variant_names(row.id)
 
-    def candidate(message_id: str) -> Candidate:
+    def candidate(message_id: str, side: int) -> Candidate:
         message = convs.get_message(user_id, message_id)
         model = None
         if row.verdict is not None and message.generation_id:
             model = gens.get(user_id, message.generation_id).model_version
-        return Candidate(message_id=message.id, content=message.to_message().content, model=model)
+        return Candidate(
+            message_id=message.id,
+            content=message.to_message().content,
+            model=model,
+            variant=variants[side] if variants else None,
+        )
 
     return ComparisonPublic(
         id=row.id,
         conversation_id=row.conversation_id,
         parent_message_id=row.parent_message_id,
-        a=candidate(row.message_a_id),
-        b=candidate(row.message_b_id),
+        a=candidate(row.message_a_id, 0),
+        b=candidate(row.message_b_id, 1),
         verdict=row.verdict,
         voted_at=row.voted_at,
         created_at=row.created_at,

@@ -1,6 +1,7 @@
 """Dataset snapshots (admin only): build from signals, list, inspect, download.
 
 POST /api/datasets                       {"kind": "preference", "filters": {...}} → snapshot
+                                         (source "rater_task": one task's submissions)
 GET  /api/datasets                       snapshots, newest first
 GET  /api/datasets/{id}                  manifest + card
 GET  /api/datasets/{id}/signals          the signal ids it read, by kind
@@ -15,16 +16,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from tandem.api.deps import AdminUser, SessionDep, SettingsDep
 from tandem.api.schemas import Body, Id, ModelId
-from tandem.core.errors import NotFound
-from tandem.core.signals import DatasetKind, FeedbackReason
+from tandem.core.errors import InvalidInput, NotFound
+from tandem.core.settings import Settings
+from tandem.core.signals import DATASET_KIND_FOR_TASK, DatasetKind, DatasetSource, FeedbackReason
 from tandem.data.build import BuildConfig, build_snapshot
 from tandem.data.builders import demonstration_examples
+from tandem.data.rater_datasets import RaterBuild, build_rater_snapshot
 from tandem.data.snapshots import SNAPSHOT_FILES, load_snapshot
 from tandem.store import DatasetRepo
 from tandem.store.datasets import DatasetSnapshotRow
+from tandem.store.rater_tasks import RaterTaskRepo
 
 router = APIRouter(tags=["datasets"])
 
@@ -47,10 +52,23 @@ class DatasetFilters(Body):
     per_user_cap: int | None = Field(None, ge=1, le=1_000_000)
     test_fraction: float = Field(0.1, ge=0, lt=1)
     near_duplicate_threshold: float = Field(0.9, gt=0, le=2)
+    implicit_weight: float = Field(
+        0.0, ge=0, le=1, description="kto: keep this fraction of implicit negatives (0 = off)"
+    )
+    task_id: Id | None = Field(None, description="source rater_task: the task to read")
+    min_agreement: float | None = Field(
+        None, ge=0, le=1, description="rater_task rankings: items whose raters agree at least this"
+    )
+    min_gold_accuracy: float | None = Field(
+        None, ge=0, le=1, description="rater_task rankings: raters below it are left out"
+    )
 
 
 class DatasetCreate(Body):
     kind: DatasetKind
+    source: DatasetSource = Field(
+        "signals", description="the product's signals, or one rater task (filters.task_id)"
+    )
     name: str = Field("", max_length=200)
     filters: DatasetFilters = Field(default_factory=DatasetFilters)
     demonstrations: list[dict[str, Any]] = Field(
@@ -105,6 +123,10 @@ def create_dataset(
     """Build a snapshot. 201 when new; 200 with the existing snapshot when the same rows were
     already built (snapshots are content-addressed and never rewritten)."""
     f = body.filters
+    if body.source == "rater_task":
+        return _from_rater_task(body, admin.id, session, settings, response)
+    if f.task_id is not None or f.min_agreement is not None or f.min_gold_accuracy is not None:
+        raise InvalidInput("task_id, min_agreement and min_gold_accuracy need source rater_task")
     config = BuildConfig(
         kind=body.kind,
         since=f.since,
@@ -115,6 +137,7 @@ def create_dataset(
         per_user_cap=f.per_user_cap,
         test_fraction=f.test_fraction,
         near_duplicate_threshold=f.near_duplicate_threshold,
+        implicit_weight=f.implicit_weight,
         name=body.name,
     )
     demos = demonstration_examples(body.demonstrations, "api") if body.demonstrations else []
@@ -126,6 +149,33 @@ def create_dataset(
         demonstrations_source=f"api ({len(demos)} rows)" if demos else None,
         created_by=admin.id,
     )
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return DatasetPublic(**_public(result.record))
+
+
+def _from_rater_task(
+    body: DatasetCreate, admin_id: str, session: Session, settings: Settings, response: Response
+) -> DatasetPublic:
+    f = body.filters
+    if f.task_id is None:
+        raise InvalidInput("source rater_task needs filters.task_id")
+    if body.demonstrations:
+        raise InvalidInput("demonstrations are added to signal builds only")
+    kind = DATASET_KIND_FOR_TASK.get(RaterTaskRepo(session).get(f.task_id).kind)  # type: ignore[call-overload]
+    if kind is None:
+        raise InvalidInput("spec-label tasks measure a model against the spec: no dataset")
+    if kind != body.kind:
+        raise InvalidInput(f"this task makes {kind} datasets, not {body.kind}")
+    build = RaterBuild(
+        task_id=f.task_id,
+        min_agreement=f.min_agreement,
+        min_gold_accuracy=f.min_gold_accuracy,
+        test_fraction=f.test_fraction,
+        near_duplicate_threshold=f.near_duplicate_threshold,
+        name=body.name,
+    )
+    result = build_rater_snapshot(session, settings.home, build, created_by=admin_id)
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return DatasetPublic(**_public(result.record))

@@ -1,13 +1,15 @@
 """Acting on one message: regenerate an answer, edit-and-branch a question, rate an answer,
-improve (rewrite) an answer, remember a message."""
+improve (rewrite) an answer, remember a message, report what the user did with an answer
+(an implicit signal, such as a copy)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tandem.api.deps import ChatDep, CurrentUser, SessionDep, SignalWrites
 from tandem.api.errors import ApiError
@@ -19,7 +21,14 @@ from tandem.api.routes.memories import MemoryPublic
 from tandem.api.schemas import MAX_TEXT, Body, Id, MessagePublic, ModelId, SamplingIn
 from tandem.api.schemas import sampling_overrides as overrides
 from tandem.api.turns import TurnPublic, respond
-from tandem.store import ConversationRepo, FeedbackRepo, ImprovementRepo, MemoryRepo
+from tandem.core.signals import ClientImplicitKind, ImplicitKind
+from tandem.store import (
+    ConversationRepo,
+    FeedbackRepo,
+    ImplicitSignalRepo,
+    ImprovementRepo,
+    MemoryRepo,
+)
 from tandem.store.feedback import Rating
 from tandem.store.memories import MAX_MEMORY_CHARS
 
@@ -34,6 +43,19 @@ class RegenerateIn(Body):
 
 class EditIn(RegenerateIn):
     content: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class ImplicitSignalIn(Body):
+    kind: ClientImplicitKind
+
+
+class ImplicitSignalPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    kind: ImplicitKind
+    message_id: str | None
+    generation_id: str
+    created_at: datetime
 
 
 class ImproveIn(Body):
@@ -132,3 +154,25 @@ def remember(message_id: Id, user: CurrentUser, session: SessionDep):
     message = ConversationRepo(session).get_message(user.id, message_id)
     text = message.to_message().content.strip()[:MAX_MEMORY_CHARS]
     return MemoryRepo(session).create(user.id, text)
+
+
+@router.post(
+    "/{message_id}/signals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ImplicitSignalPublic,
+    responses={200: {"model": ImplicitSignalPublic, "description": "reported already: unchanged"}},
+)
+def report_signal(
+    message_id: Id,
+    body: ImplicitSignalIn,
+    user: CurrentUser,
+    session: SessionDep,
+    response: Response,
+):
+    """Report what the user did with answer `message_id` (`copy`): 201 recorded; 200 when the
+    same kind was reported on it in the last 10 minutes (a retry or a double click), with that
+    signal. Only the owner, only assistant answers."""
+    row, created = ImplicitSignalRepo(session).record_client(user.id, message_id, body.kind)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return row

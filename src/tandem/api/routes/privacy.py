@@ -19,6 +19,7 @@ class DeletedCounts(BaseModel):
     feedback: int
     comparisons: int
     improvements: int
+    implicit_signals: int
     memories: int
     uploads: int
     files: int
@@ -31,6 +32,7 @@ class DataDeleted(BaseModel):
 @router.delete("/data", response_model=DataDeleted)
 def delete_my_data(user: CurrentUser, session: SessionDep, settings: SettingsDep):
     """Delete my conversations, messages, generation records, feedback, comparisons,
-    improvements, memories, uploads and documents (bytes too). Returns how many of each went."""
+    improvements, implicit signals, memories, uploads and documents (bytes too). Returns how
+    many of each went."""
     counts = delete_user_data(session, user.id, settings.home / "uploads")
     return DataDeleted(deleted=DeletedCounts(**counts))

@@ -1,8 +1,11 @@
-"""The signal log (admin only): every current thumbs, vote and improved answer with the
+"""The signal log (admin only): every current thumbs, vote and improved answer, and every
+implicit signal (regenerate, stop, copy, edit-and-resend, corrective follow-up), with the
 generation record it judges, and one click from a thumbs-down to a regression item.
 
 GET  /api/admin/signals?kind=thumbs&reason=too_long&version=…&profile=…&user=…&since=…&until=…
                         &limit=50&cursor=…       newest first; `next_cursor` fetches the next page
+GET  /api/admin/signals/agreement?bootstrap=2000&seed=0   how each implicit kind agrees with
+                                                  thumbs and votes (tandem.evals.implicit_agreement)
 POST /api/admin/signals/{feedback_id}/regression  201 added to the regression suite, 200 already
                                                   in it (the item is the same either way)
 
@@ -24,6 +27,7 @@ from tandem.api.deps import AdminUser, SessionDep, SettingsDep
 from tandem.api.errors import ApiError
 from tandem.api.schemas import Id
 from tandem.core.signals import FeedbackReason, RatingValue, SignalKind
+from tandem.evals.implicit_agreement import implicit_agreement
 from tandem.evals.regressions import add_regression_case, current_suite, item_id, suite_case_ids
 from tandem.store.signals import Cursor, SignalLog, SignalQuery, SignalRow
 
@@ -63,6 +67,8 @@ class SignalPublic(BaseModel):
     comment: str
     verdict: str | None
     improved_text: str | None
+    # An implicit signal's detail: the correcting message and the rule that matched, …
+    detail: dict[str, Any] = {}
     # A vote's two answers (a, then b); one generation for the other kinds.
     generations: list[JudgedGenerationPublic]
     # Thumbs-down only: whether the current regression suite holds it already.
@@ -122,6 +128,7 @@ def _public(row: SignalRow, in_suite: set[str]) -> SignalPublic:
         comment=row.comment,
         verdict=row.verdict,
         improved_text=row.improved_text,
+        detail=dict(row.detail),
         generations=[JudgedGenerationPublic(**vars(g)) for g in row.generations],
         in_regressions=item_id(row.id) in in_suite if down else None,
     )
@@ -167,6 +174,18 @@ def list_signals(
         signals=[_public(row, in_suite) for row in page.rows],
         next_cursor=encode_cursor(page.next_cursor) if page.next_cursor else None,
     )
+
+
+@router.get("/agreement")
+def implicit_signal_agreement(
+    _: AdminUser,
+    session: SessionDep,
+    bootstrap: Annotated[int, Query(ge=100, le=5000, description="bootstrap resamples")] = 2000,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> dict[str, Any]:
+    """How each implicit signal agrees with explicit thumbs and votes on the same answers
+    (consenting users only): the `tandem eval implicit-agreement --json` report."""
+    return implicit_agreement(session, seed=seed, samples=bootstrap).to_dict()
 
 
 @router.post(

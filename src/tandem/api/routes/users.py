@@ -1,4 +1,4 @@
-"""Administration: list users, disable or re-enable one, make or unmake an admin, set a
+"""Administration: list users, disable or re-enable one, make or unmake an admin or a rater, set a
 temporary password; site settings (open or close
 sign-up, the share of turns answered as blind comparisons and by which two models)."""
 
@@ -23,6 +23,7 @@ class UserAdminUpdate(Body):
 
     is_disabled: bool | None = None
     is_admin: bool | None = None
+    is_rater: bool | None = None
 
 
 class PasswordReset(Body):
@@ -67,12 +68,14 @@ def list_users(admin: AdminUser, session: SessionDep):
 
 @router.patch("/users/{user_id}", response_model=UserPublic)
 def update_user(user_id: Id, body: UserAdminUpdate, admin: AdminUser, session: SessionDep):
-    if body.is_disabled is None and body.is_admin is None:
-        raise ApiError(422, "send is_disabled, is_admin or both", "invalid_value")
+    if body.is_disabled is None and body.is_admin is None and body.is_rater is None:
+        raise ApiError(422, "send is_disabled, is_admin or is_rater", "invalid_value")
     users = UserRepo(session)
     user = users.get(user_id)
     if body.is_admin is not None:
         user = users.set_admin(admin.id, user_id, body.is_admin)
+    if body.is_rater is not None:
+        user = users.set_rater(admin.id, user_id, body.is_rater)
     if body.is_disabled is not None:
         user = users.set_disabled(admin.id, user_id, body.is_disabled)
     return user

@@ -54,23 +54,60 @@ async function refresh() {
     body.append(tr);
   }
 }
+// Source: users' signals, or one rater task (its kind decides the snapshot's kind).
+const source = document.getElementById("source");
+const taskSelect = document.getElementById("task-id");
+const kindSelect = document.querySelector('#build select[name="kind"]');
+function showSource() {
+  for (const node of document.querySelectorAll("#build [data-source]")) node.hidden = node.dataset.source !== source.value;
+  const option = taskSelect.selectedOptions[0];
+  if (source.value === "rater_task" && option) kindSelect.value = option.dataset.kind;
+  kindSelect.disabled = source.value === "rater_task";
+}
+async function loadTasks() {
+  try {
+    const tasks = await api("/api/admin/tasks");
+    taskSelect.replaceChildren(...tasks.filter((t) => t.dataset_kind).map((t) => el("option", `${t.title} (${t.kind}, ${t.report.progress.submitted} submitted)`, { value: t.id, "data-kind": t.dataset_kind })));
+  } catch (e) { setStatus(e.message, "error"); }
+  showSource();
+}
+source.addEventListener("change", showSource);
+taskSelect.addEventListener("change", showSource);
+function raterTaskBody(form) {
+  const filters = { task_id: form.get("task_id"), test_fraction: Number(form.get("test_fraction") || 0),
+    near_duplicate_threshold: Number(form.get("near_duplicate_threshold") || 0.9) };
+  for (const key of ["min_agreement", "min_gold_accuracy"]) if (form.get(key) !== "") filters[key] = Number(form.get(key));
+  return { kind: kindSelect.value, source: "rater_task", name: form.get("name") || "", filters };
+}
 document.getElementById("build").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const form = new FormData(ev.target);
+  if (source.value === "rater_task") {
+    setStatus("Building…");
+    try {
+      const s = await api("/api/datasets", { method: "POST", body: JSON.stringify(raterTaskBody(form)) });
+      setStatus(`Snapshot ${s.id}: ${s.counts.train} train / ${s.counts.test} test rows.`, "ok");
+      await refresh();
+    } catch (e) { setStatus(e.message, "error"); }
+    return;
+  }
   const filters = { reasons: form.getAll("reasons") };
   for (const key of ["profile_id", "model_version"]) if (form.get(key)) filters[key] = form.get(key);
   for (const key of ["since", "until"]) if (form.get(key)) filters[key] = new Date(form.get(key)).toISOString();
   if (form.get("per_user_cap")) filters.per_user_cap = Number(form.get("per_user_cap"));
+  // KTO only (the API refuses it for other kinds): implicit negatives, a share of them kept.
+  if (Number(form.get("implicit_weight"))) filters.implicit_weight = Number(form.get("implicit_weight"));
   filters.test_fraction = Number(form.get("test_fraction") || 0);
   filters.near_duplicate_threshold = Number(form.get("near_duplicate_threshold") || 0.9);
   setStatus("Building…");
   try {
     const s = await api("/api/datasets", {
       method: "POST",
-      body: JSON.stringify({ kind: form.get("kind"), name: form.get("name") || "", filters }),
+      body: JSON.stringify({ kind: kindSelect.value, name: form.get("name") || "", filters }),
     });
     setStatus(`Snapshot ${s.id}: ${s.counts.train} train / ${s.counts.test} test rows.`, "ok");
     await refresh();
   } catch (e) { setStatus(e.message, "error"); }
 });
 refresh();
+loadTasks();

@@ -1,4 +1,5 @@
-// The admin Signals page: every current thumbs, vote and improved answer with the generation
+// The admin Signals page: every current thumbs, vote and improved answer, and every implicit
+// signal (regenerated, stopped, copied, edited and resent, corrected), with the generation
 // record it judges, filtered and paged through /api/admin/signals (admins only). Each row
 // expands to its record; a thumbs-down can be added to the regression suite in one click.
 // The vocabularies (kinds, reasons, verdicts with their labels) come from the page, which
@@ -84,7 +85,18 @@ function judgement(signal) {
   if (signal.kind === "vote") {
     return el("span", { class: "judgement" }, el("span", { class: "verdict" }, VERDICTS[signal.verdict] || signal.verdict));
   }
-  return el("span", { class: "judgement" }, el("span", { class: "verdict" }, "Rewritten by the user"));
+  if (signal.kind === "improvement") {
+    return el("span", { class: "judgement" }, el("span", { class: "verdict" }, "Rewritten by the user"));
+  }
+  // An implicit signal: what the user did (the badge names it); a corrective follow-up also
+  // names the classifier's rule that matched.
+  const rule = signal.detail && signal.detail.rule;
+  return el(
+    "span",
+    { class: "judgement" },
+    el("span", { class: "verdict" }, "Implicit signal"),
+    rule ? el("span", { class: "reason" }, `rule: ${rule}`) : "",
+  );
 }
 
 function meta(signal) {
@@ -160,6 +172,9 @@ function details(signal, id) {
   const extra = [];
   if (signal.kind === "improvement") extra.push(...section("Improved answer", el("pre", { class: "answer" }, signal.improved_text)));
   if (signal.comment) extra.push(...section("Comment", el("pre", {}, signal.comment)));
+  if (signal.detail && Object.keys(signal.detail).length) {
+    extra.push(...section("Signal detail", el("pre", {}, JSON.stringify(signal.detail, null, 2))));
+  }
   const where = signal.conversation_id ? `Conversation ${signal.conversation_id}` : "Made through the API (no conversation)";
   return el("div", { class: "signal-body", id, hidden: true }, el("p", { class: "muted small" }, `${where} · signal ${signal.id}`), extra, records);
 }

@@ -1,4 +1,4 @@
-// The admin users page: list every account; disable or enable one, make or unmake an admin,
+// The admin users page: list every account; disable or enable one, make or unmake an admin or a rater,
 // set a temporary password. Everything goes through /api/users (admins only, CSRF on writes);
 // the server refuses an admin's change to their own account, and its message is shown as is.
 import { api, confirmDialog, el, toast } from "./api.js";
@@ -37,6 +37,10 @@ async function toggleAdmin(user) {
     if (!ok) return;
   }
   await change(user, { is_admin: !user.is_admin }, user.is_admin ? `${user.email} is no longer an admin` : `${user.email} is now an admin`);
+}
+
+async function toggleRater(user) {
+  await change(user, { is_rater: !user.is_rater }, user.is_rater ? `${user.email} is no longer a rater` : `${user.email} is now a rater`);
 }
 
 function openReset(user) {
@@ -86,12 +90,16 @@ function row(user) {
     el("button", { type: "button", class: "btn", "data-action": "admin", disabled: self && user.is_admin,
       title: self ? "You can't remove your own admin role" : undefined, onclick: () => toggleAdmin(user) },
       user.is_admin ? "Remove admin" : "Make admin"),
+    el("button", { type: "button", class: "btn", "data-action": "rater", "aria-pressed": user.is_rater ? "true" : "false",
+      title: "Raters get a queue of rater tasks at /rate", onclick: () => toggleRater(user) },
+      user.is_rater ? "Remove rater" : "Make rater"),
     el("button", { type: "button", class: "btn", "data-action": "reset", disabled: self,
       title: self ? "Change your own password in Settings" : undefined, onclick: () => openReset(user) }, "Reset password"));
   return el("tr", { class: [self ? "is-me" : "", user.is_disabled ? "disabled" : ""].join(" ").trim(), dataset: { email: user.email, id: user.id } },
     el("td", { class: "email" }, user.email),
     el("td", {}, user.display_name),
-    el("td", {}, user.is_admin ? el("span", { class: "badge on" }, "admin") : "user"),
+    el("td", {}, user.is_admin ? el("span", { class: "badge on" }, "admin") : "user",
+      user.is_rater ? el("span", { class: "badge on rater" }, "rater") : ""),
     el("td", {}, user.is_disabled ? el("span", { class: "badge off" }, "disabled") : "active"),
     el("td", { class: "num" }, day(user.created_at)),
     el("td", {}, actions));

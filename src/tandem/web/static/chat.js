@@ -17,7 +17,7 @@ import { closeCitation } from "./tools.js";
 import { compareAgain, focusInput, forgetDocuments, loadDocuments, loadTools, readAloud, send } from "./chat_composer.js";
 import { initChatMenu } from "./chat_menu.js";
 import { loadModels, syncPicker } from "./chat_models.js";
-import { castVote, loadComparisons, loadFeedback, rate, remember, sendPendingDown, startImprove } from "./chat_signals.js";
+import { castVote, loadComparisons, loadFeedback, rate, remember, reportSignal, sendPendingDown, startImprove } from "./chat_signals.js";
 import { state } from "./chat_state.js";
 import { answerAgain, continueAnswer, regenerate, startEdit, stopStreaming } from "./chat_stream.js";
 import { errorState, initThread, render, scrollToBottom, thread, updateChrome } from "./chat_thread.js";
@@ -114,6 +114,7 @@ initThread({
   answerAgain,
   castVote,
   sendPendingDown,
+  copied: (m) => reportSignal(m.id, "copy"),
 });
 initChatMenu({ onDeleted: () => newChat() });
 

@@ -1,5 +1,5 @@
-// The signals that train the next model: thumbs with reasons, improved answers, memories, and
-// the votes on blind comparisons.
+// The signals that train the next model: thumbs with reasons, improved answers, memories, the
+// votes on blind comparisons, and what the user did with an answer (copied it).
 import { api, el, request, toast } from "./api.js";
 import { icon } from "./icons.js";
 import { state } from "./chat_state.js";
@@ -120,6 +120,67 @@ function openReasons(m) {
   node.append(panel);
   scrollToBottom();
 }
+
+// -- implicit signals: what the user did with an answer -----------------------------------------
+
+// Reports waiting to be sent, kept in this tab's storage: a copy made while the server cannot be
+// reached (or just before the page goes away) is sent later — on the next report, when the
+// browser is back online, every few seconds until it is through, and on the next page load.
+// The server counts a report of the same kind on the same answer once per ten minutes, so a
+// report sent twice (a retry whose first try did arrive) is still one signal.
+const UNSENT_KEY = "tandem.unsentSignals";
+const RETRY_MS = 5000;
+let unsent = [];
+try {
+  unsent = JSON.parse(sessionStorage.getItem(UNSENT_KEY) || "[]");
+} catch {
+  unsent = [];
+}
+let flushing = false;
+let retryTimer = 0;
+
+function keepUnsent() {
+  try {
+    sessionStorage.setItem(UNSENT_KEY, JSON.stringify(unsent.slice(-50)));
+  } catch {
+    /* storage full or off: the reports stay in memory */
+  }
+}
+
+export function reportSignal(messageId, kind) {
+  unsent.push({ messageId, kind });
+  keepUnsent();
+  return flushSignals();
+}
+
+export async function flushSignals({ keepalive = true } = {}) {
+  if (flushing) return;
+  flushing = true;
+  clearTimeout(retryTimer);
+  try {
+    while (unsent.length) {
+      const { messageId, kind } = unsent[0];
+      try {
+        await request("POST", `/api/messages/${encodeURIComponent(messageId)}/signals`, { json: { kind }, keepalive });
+      } catch (err) {
+        // Unreachable, overloaded or failing: keep it and try again. Refused (the answer is
+        // gone, not ours): drop it, a retry would be refused too.
+        if (!(err.status >= 400 && err.status < 500) || err.status === 429) {
+          retryTimer = setTimeout(flushSignals, RETRY_MS);
+          break;
+        }
+      }
+      unsent.shift();
+      keepUnsent();
+    }
+  } finally {
+    flushing = false;
+  }
+}
+
+addEventListener("online", () => flushSignals());
+addEventListener("pagehide", () => flushSignals());
+if (unsent.length) flushSignals();
 
 // -- improving an answer, remembering a message ----------------------------------------------
 

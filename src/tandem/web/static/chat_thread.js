@@ -40,7 +40,8 @@ let actions = {};
 // continueAnswer(message), rate(message, rating), regenerate(message), improve(message, col),
 // readAloud(text, button), compareAgain(message), send(text), newChat(),
 // answerAgain(question), castVote(comparison, verdict), and sendPendingDown(), which sends a
-// thumbs-down whose reasons panel a redraw is about to remove.
+// thumbs-down whose reasons panel a redraw is about to remove, and copied(message), which
+// reports that the user copied an answer (an implicit signal).
 export function initThread(handlers) {
   actions = handlers;
 }
@@ -120,7 +121,10 @@ function assistantMessageNode(m, isLast) {
     "div",
     { class: "msg-actions" },
     pager(m),
-    actionBtn("copy", "Copy answer", () => copyText(textOf(m))),
+    actionBtn("copy", "Copy answer", () => {
+      copyText(textOf(m));
+      actions.copied(m);
+    }),
     up,
     down,
     actionBtn("refresh", "Regenerate", () => actions.regenerate(m)),
@@ -283,6 +287,10 @@ thread.addEventListener("click", (e) => {
   const code = btn.closest(".code-block")?.querySelector("code");
   if (code) {
     copyText(code.textContent);
+    // Copying code out of an answer is copying (part of) that answer.
+    const id = btn.closest(".msg.assistant")?.dataset.id;
+    const m = id && state.messages.get(id);
+    if (m) actions.copied(m);
     btn.textContent = "Copied";
     setTimeout(() => { btn.textContent = "Copy"; }, 1500);
   }
