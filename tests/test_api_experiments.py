@@ -7,6 +7,8 @@ side; the votes are counted in the result.
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import OTHER_ANSWER, new_user, sse_events
 from tandem.store import ExperimentRepo
 from tandem.store.models import StoredGeneration, StoredMessage
@@ -234,3 +236,9 @@ def test_a_streamed_chat_turn_meets_the_experiment_too(client):
     assert {comp["a"]["content"], comp["b"]["content"]} == {"You said: hello", OTHER_ANSWER}
     with client.app.state.session_factory() as session:
         assert set(ExperimentRepo(session).variant_names(comp["id"]) or ()) == {"brief", "other"}
+
+
+@pytest.fixture
+def api_db_url(db_url: str) -> str:
+    """The same tests on PostgreSQL (the db_url fixture's second parameter) as on SQLite."""
+    return db_url

@@ -715,3 +715,42 @@ def test_simulated_signals_become_preference_and_kto_snapshots(
     )
     assert later["kto"]["train"] == later["preference"]["train"] == 0
     assert later["kto"]["empty"] and later["preference"]["empty"]
+
+
+def test_a_turn_can_leave_implicit_signals_and_use_them_as_weak_kto_labels(
+    settings: Settings, live_server, fake_catalog
+):  # type: ignore[no-untyped-def]
+    """`--implicit`: the turn's simulated users also copy, stop, edit and correct; with
+    `--implicit-weight` the turn's KTO snapshot is built with that weight (docs/datasets.md)."""
+    import secrets
+
+    import httpx
+
+    from tandem.flywheel.run import _simulation, stage_dataset
+    from tandem.web.app import create_app
+
+    config = FlywheelConfig(
+        simulate=SimulateConfig(users=2, prompts_per_user=4, implicit=True, implicit_weight=0.5),
+        train=TrainConfig(method="kto"),
+    )
+    sim = _simulation(
+        "http://x", 0, "t", users=2, prompts=4, config=config, rate_compare=0.0, split="train"
+    )
+    assert sim.implicit is True
+    with pytest.raises(ValueError, match="implicit_weight"):
+        SimulateConfig(implicit_weight=1.5).validate()
+
+    key = "tk-" + secrets.token_urlsafe(30)
+    fast = dataclasses.replace(settings, admin_api_key=key, rate_generation=None)
+    base_url = live_server(create_app(fast, fake_catalog))
+    since = datetime.now(UTC).isoformat()
+    admin = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base_url, timeout=30, headers=admin) as http:
+        conv = http.post("/api/conversations", json={}).json()
+        turn = http.post(f"/api/conversations/{conv['id']}/messages", json={"content": "hi"})
+        answer = turn.json()["assistant_message"]["id"]
+        http.post(f"/api/messages/{answer}/feedback", json={"rating": "down"})
+        until = datetime.now(UTC).isoformat()
+        sizes = stage_dataset(config, base_url, key, since, until, 1)
+        snapshot = http.get(f"/api/datasets/{sizes['kto']['id']}").json()
+    assert snapshot["manifest"]["filters"]["implicit_weight"] == 0.5

@@ -206,3 +206,9 @@ def test_clear_corrections_are_found(text):
 )
 def test_clear_non_corrections_are_not(text):
     assert classify_followup(text) is None
+
+
+@pytest.fixture
+def api_db_url(db_url: str) -> str:
+    """The same tests on PostgreSQL (the db_url fixture's second parameter) as on SQLite."""
+    return db_url

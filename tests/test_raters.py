@@ -466,3 +466,9 @@ def test_a_red_team_finding_becomes_a_regression_case(client, tandem_home):
             session, tandem_home, output=tandem_home / "r.jsonl"
         )
     assert count == 1 and case_id in rebuilt.read_text()
+
+
+@pytest.fixture
+def api_db_url(db_url: str) -> str:
+    """The same tests on PostgreSQL (the db_url fixture's second parameter) as on SQLite."""
+    return db_url

@@ -24,6 +24,13 @@ from browser_fixtures import PASSWORD, Web
 from tandem.flywheel.server import TandemProcess, prepare_home
 from tandem.registry.embedded import EMBEDDED_VERSION
 from test_web_chat import answers, send, wait_answered
+from test_web_raters import (
+    create_tasks,
+    expected_alpha,
+    make_raters,
+    option_value,
+    rate_everything,
+)
 
 pytestmark = [pytest.mark.model, pytest.mark.browser]
 
@@ -184,6 +191,46 @@ def test_an_admin_runs_the_whole_loop_from_the_browser(web, server):
     assert rollout["production_version"] == candidate
     model = web.api(page, "GET", f"/api/admin/models/{candidate}")
     assert model["parent_id"] == EMBEDDED_VERSION and model["method"] == "dpo"
+
+
+def test_raters_data_trains_a_real_candidate_from_the_browser(web, server):
+    """Issue 19's acceptance on the real model: two raters rank and demonstrate on /rate, the
+    task report shows agreement and gold accuracy, and the demonstrations train a real 2-step
+    SFT candidate as a job."""
+    admin = sign_up(web)
+    one, two = web.signed_in("one@x.io"), web.signed_in("two@x.io")
+    make_raters(admin, ["one@x.io", "two@x.io"])
+    create_tasks(admin)
+    for page, email in ((one, "one@x.io"), (two, "two@x.io")):
+        page.goto("/")
+        rate_everything(page, email, echo=False)
+
+    admin.goto("/admin/tasks")
+    row = admin.locator("#tasks tr", has_text="Rank greetings")
+    expect(row.locator(".alpha")).to_have_text(f"{expected_alpha():.2f} (ordinal)")
+    expect(row.locator('[data-rater="one@x.io"]')).to_contain_text("100% gold (1/1)")
+    expect(row.locator('[data-rater="two@x.io"]')).to_contain_text("0% gold (0/1)")
+
+    admin.goto("/admin/datasets")
+    admin.get_by_label("Source").select_option("rater_task")
+    admin.locator("#task-id").select_option(option_value(admin, "#task-id", "Teach greetings"))
+    admin.locator('input[name="test_fraction"]').fill("0")
+    admin.get_by_role("button", name="Build").click()
+    expect(admin.locator("#status")).to_contain_text("2 train / 0 test", timeout=30_000)
+
+    admin.goto("/admin/jobs")
+    admin.locator("#train-method").select_option("sft")
+    admin.locator("#train-dataset").select_option(
+        option_value(admin, "#train-dataset", "Teach greetings")
+    )
+    fill_config(admin, max_steps=2, batch_size=2, logging_steps=1, max_length=128, build_onnx=False)
+    admin.get_by_role("button", name="Start training").click()
+    expect(admin.locator("#job-status")).to_have_text("succeeded", timeout=TRAINING_S)
+    expect(admin.locator("#job-steps")).to_have_text("step 2 of 2")
+    version = admin.locator("#job-result a").inner_text()
+    model = web.api(admin, "GET", f"/api/admin/models/{version}")
+    assert model["parent_id"] == EMBEDDED_VERSION and model["method"] == "sft"
+    assert model["datasets"][0]["name"] == "Teach greetings"
 
 
 def test_a_killed_server_leaves_its_training_job_interrupted_and_resumable(web, server):

@@ -48,6 +48,16 @@ class SimulateConfig:
         0.8, "Sampling temperature of simulated chats: above 0, so two samples differ."
     )
     concurrency: int = _knob(16, "Simulated users in flight (the engine batches 16).")
+    implicit: bool = _knob(
+        False,
+        "Simulated users also copy, stop, edit-and-resend and correct answers: the implicit "
+        "signals (docs/evals.md#implicit-signals).",
+    )
+    implicit_weight: float = _knob(
+        0.0,
+        "KTO snapshots add implicit negatives for answers no one rated, this share of them "
+        "(0: off; docs/datasets.md).",
+    )
 
     @property
     def planned_events(self) -> int:
@@ -56,7 +66,7 @@ class SimulateConfig:
     def validate(self) -> None:
         if self.users < 1 or self.prompts_per_user < 1 or self.concurrency < 1:
             raise ValueError("users, prompts_per_user and concurrency must be at least 1")
-        for name in ("opted_out", "noise", "rate_compare"):
+        for name in ("opted_out", "noise", "rate_compare", "implicit_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1")
         if self.temperature <= 0:

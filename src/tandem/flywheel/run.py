@@ -115,6 +115,7 @@ def _simulation(
         temperature=sim.temperature,
         split=split,
         account_prefix=f"{prefix}-{secrets.token_hex(3)}",
+        implicit=sim.implicit,
     )
 
 
@@ -148,10 +149,13 @@ def stage_dataset(
     kinds = {DATASET_KIND_FOR_METHOD[m] for m in config.train.methods}
     with httpx.Client(base_url=base_url, headers=headers, timeout=600) as client:
         for kind in sorted(kinds):
+            filters: dict[str, Any] = {"since": since, "until": until}
+            if kind == "kto" and config.simulate.implicit_weight:
+                filters["implicit_weight"] = config.simulate.implicit_weight
             body = {
                 "kind": kind,
                 "name": f"flywheel seed {config.seed} turn {turn}",
-                "filters": {"since": since, "until": until},
+                "filters": filters,
             }
             response = client.post("/api/datasets", json=body)
             if response.status_code == 422 and "no examples matched" in response.text:
