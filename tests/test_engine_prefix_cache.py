@@ -39,6 +39,19 @@ def test_the_longest_common_prefix_wins_and_the_budget_evicts_the_oldest():
     assert common_prefix(np.array([1, 2, 3]), np.array([1, 2, 3])) == 3
 
 
+def test_entries_match_only_requests_of_the_same_adapter():
+    """Keys and values computed with an adapter's weights are not the base's."""
+    cache = PrefixCache(budget_bytes=_kv(10).nbytes * 4)
+    cache.put([1, 2, 3, 4], _kv(4), namespace="lora-v1")
+    assert cache.longest([1, 2, 3, 4, 5])[1] == 0  # the base sees nothing
+    assert cache.longest([1, 2, 3, 4, 5], "lora-v2")[1] == 0
+    assert cache.longest([1, 2, 3, 4, 5], "lora-v1")[1] == 4
+    # The base's longer copy of the same tokens does not replace the adapter's.
+    cache.put([1, 2, 3, 4, 5], _kv(5))
+    assert len(cache) == 2
+    assert cache.longest([1, 2, 3], "lora-v1")[0].namespace == "lora-v1"
+
+
 @pytest.mark.model
 def test_a_conversation_reuses_its_history_and_answers_the_same(prepared_model):
     from tandem.engines.onnx import OnnxEngine

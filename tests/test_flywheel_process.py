@@ -154,10 +154,13 @@ def test_a_candidate_trains_in_a_child_and_is_registered(
         "dpo", str(data), base, settings.home, settings.database_url, overrides
     )
     grown_mb = (status_kib(os.getpid(), "VmRSS") - before_kib) / 1024
-    assert (tandem_home / "models" / trained["version"] / "onnx" / "model.onnx").exists()
+    # A LoRA candidate is an adapter version: no merged weights or ONNX model of its own.
+    root = tandem_home / "models" / trained["version"]
+    assert (root / "adapter" / "adapter_model.safetensors").exists()
+    assert json.loads((root / "manifest.json").read_text())["adapter_of"] == base
     assert [loss["step"] for loss in trained["losses"]] == [1, 2]
     assert trained["config"]["max_steps"] == 2 and trained["dataset"] == str(data)
     assert "log_history" not in trained["metrics"]
     assert trained["s_per_step"] > 0 and trained["merge_onnx_register_s"] > 0
-    # The child held the model, the optimizer and the ONNX build; the parent held none of it.
+    # The child held the model and the optimizer; the parent held none of it.
     assert trained["child_peak_rss_mb"] > 500 and grown_mb < 100

@@ -173,6 +173,50 @@ def test_accelerate_configs_are_ready_to_launch(name: str, kind: str):
         assert config["deepspeed_config"]["zero3_save_16bit_model"] is True
 
 
+DRY_RUN_ENV = {  # what each config makes the launcher set in the processes' environment
+    "deepspeed_zero2": {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"},
+    "deepspeed_zero3": {"ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL": "true"},
+    "fsdp": {"ACCELERATE_USE_FSDP": "true", "FSDP_STATE_DICT_TYPE": "FULL_STATE_DICT"},
+}
+
+
+@pytest.mark.parametrize(("name", "env"), DRY_RUN_ENV.items())
+def test_accelerate_configs_pass_a_dry_run(name: str, env: dict[str, str]):
+    """accelerate's own launch steps, short of starting processes (no GPU, no DeepSpeed)."""
+    from tandem.train.dry_run import plan_launch
+
+    train_args = ["dpo", "--dataset", "prefs-v1", "--base", "smollm2-135m-instruct"]
+    plan = plan_launch(REPO / "configs" / "accelerate" / f"{name}.yaml", 4, train_args)
+    assert plan.problems == []
+    assert (plan.num_processes, plan.mixed_precision) == (4, "bf16")
+    assert "--nproc_per_node=4" in plan.command
+    assert plan.command[-7:] == ["-m", "tandem.train", *train_args]
+    assert env.items() <= plan.env.items()
+    assert plan.plugin  # the FSDP / DeepSpeed plugin accepted the environment
+
+
+def test_a_dry_run_refuses_what_would_not_launch_or_register(tmp_path: Path, capsys):
+    import yaml
+
+    from tandem.train.dry_run import main
+
+    zero3 = yaml.safe_load((REPO / "configs" / "accelerate" / "deepspeed_zero3.yaml").read_text())
+    zero3["deepspeed_config"]["zero3_save_16bit_model"] = False
+    (tmp_path / "z3.yaml").write_text(yaml.safe_dump(zero3))
+    assert main([str(tmp_path / "z3.yaml")]) == 2
+    assert "ZeRO-3 needs zero3_save_16bit_model" in capsys.readouterr().err
+    fsdp = yaml.safe_load((REPO / "configs" / "accelerate" / "fsdp.yaml").read_text())
+    fsdp["fsdp_config"]["fsdp_state_dict_type"] = "SHARDED_STATE_DICT"
+    (tmp_path / "fsdp.yaml").write_text(yaml.safe_dump(fsdp))
+    assert main([str(tmp_path / "fsdp.yaml")]) == 2
+    assert "fsdp_state_dict_type must be FULL_STATE_DICT" in capsys.readouterr().err
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump({**fsdp, "num_proceses": 2}))
+    assert main([str(tmp_path / "typo.yaml")]) == 2
+    assert "num_proceses" in capsys.readouterr().err
+    assert main([str(REPO / "configs" / "accelerate" / "fsdp.yaml"), "--", "sft"]) == 0
+    assert "would run: torchrun" in capsys.readouterr().out
+
+
 def test_a_dataset_snapshot_is_resolved_by_id_name_and_hash(session, tandem_home, tmp_path):
     from tandem.data.importing import import_file
 

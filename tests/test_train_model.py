@@ -112,8 +112,15 @@ def assert_registered(row, *, parent: str, method: str, data: Path) -> Path:
     assert Path(row.metrics["loss_curve"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["parent"] == parent and manifest["dataset"]["hash"] == data_hash
-    assert (root / "hf" / "model.safetensors").exists()
-    assert (root / "hf" / "chat_template.jinja").exists()
+    if method == "reward" or row.config["full"]:
+        weights = root / "hf"
+        assert (weights / "model.safetensors").exists()
+    else:  # LoRA of a chat model: an adapter version, merged weights only on demand
+        weights = root / "adapter"
+        assert (weights / "adapter_model.safetensors").exists()
+        assert manifest["adapter_of"] == parent and manifest["formats"] == {"adapter": "adapter"}
+        assert not (root / "hf").exists() and not (root / "onnx").exists()
+    assert (weights / "chat_template.jinja").exists()
     saved = (root / "training_config.yaml").read_text()
     assert "max_steps: 2" in saved and data_hash in saved
     # Checkpoints only exist to resume; a finished run does not keep them.
@@ -145,9 +152,13 @@ def test_dpo_version_is_chattable_through_v1_without_a_restart(home, tmp_path, l
     row = only_child(BASE)
     assert f"registered {row.id} (candidate)" in out
     root = assert_registered(row, parent=BASE, method="dpo", data=data)
-    assert (root / "onnx" / "model.onnx").exists()
     assert row.config["precompute_ref_log_probs"] is True and row.config["full"] is False
-    # The LoRA update is merged into the weights the version serves.
+    # Merged weights and the ONNX model on demand; the LoRA update is merged into them.
+    result = CliRunner().invoke(app, ["models", "merge", row.id, "--onnx"])
+    assert result.exit_code == 0, result.output
+    merged = json.loads(result.stdout)
+    assert merged == {"id": row.id, "hf": str(root / "hf"), "onnx": str(root / "onnx")}
+    assert (root / "onnx" / "model.onnx").exists()
     from safetensors import safe_open
 
     name = "model.layers.0.self_attn.q_proj.weight"
@@ -180,6 +191,14 @@ def test_sft_then_kto_on_top_builds_a_lineage(home, tmp_path):
     run_cli("train", "kto", "--dataset", str(kto_data), "--base", sft.id, *TINY, "--no-build-onnx")
     kto = only_child(sft.id)
     assert_registered(kto, parent=sft.id, method="kto", data=kto_data)
+    # Training from the sft adapter version merged it first, and its row says so.
+    sft_root = Path(sft.base_path)
+    assert (sft_root / "hf" / "model.safetensors").exists()
+    assert json.loads((sft_root / "manifest.json").read_text())["formats"]["hf"] == "hf"
+    from tandem.cli.common import cli_session
+
+    with cli_session(Settings.from_env()) as session:
+        assert ModelVersionRepo(session).get(sft.id).formats["hf"] == "hf"
 
     tree = run_cli("models", "lineage").splitlines()
     assert tree[0].startswith(f"{BASE}  ")

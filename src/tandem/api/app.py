@@ -22,6 +22,7 @@ import tandem
 from tandem.api.access_log import install_access_log_redaction
 from tandem.api.body_limit import BodySizeLimit
 from tandem.api.errors import install_error_handlers
+from tandem.api.lora_rollouts import load_served_adapters
 from tandem.api.rate_limit import RateLimiter
 from tandem.api.responses import ERROR_RESPONSES
 from tandem.api.routes import (
@@ -56,6 +57,7 @@ from tandem.chat import ChatService
 from tandem.core.images import MAX_UPLOAD_BYTES
 from tandem.core.settings import Settings, make_private_dir
 from tandem.engines import ModelCatalog
+from tandem.engines.lora import LoraAdapters
 from tandem.jobs.worker import JobWorker
 from tandem.store import bootstrap_admin, make_engine, make_session_factory, migrate
 from tandem.store.credentials import check_admin_api_key
@@ -119,6 +121,8 @@ def create_api(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(db)
+        # Adapters the rollouts serve go (back) into their vLLM servers (tandem.engines.lora).
+        load_served_adapters(app.state.lora_adapters, session_factory)
         if settings.admin_api_key:
             with session_factory() as session:
                 bootstrap_admin(session, settings.admin_api_key)
@@ -149,6 +153,7 @@ def create_api(settings: Settings, catalog: ModelCatalog | None = None) -> FastA
     )
     app.state.settings = settings
     app.state.catalog = catalog
+    app.state.lora_adapters = LoraAdapters(settings.backends, settings.home)
     app.state.session_factory = session_factory
     app.state.rate_limiter = RateLimiter()  # tandem.api.rate_limit: per process
     # Ratings and votes: many concurrent ones share one commit (tandem.store.group_commit).

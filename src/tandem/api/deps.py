@@ -1,6 +1,7 @@
 """Dependencies every router uses, as `Annotated` aliases: `SessionDep`, `CurrentUser`,
 `AdminUser`, `RaterUser`, `ChatDep`, `CatalogDep`, `SettingsDep`, `SignalWrites` (group commit for
-ratings and votes, `tandem.store.group_commit`).
+ratings and votes, `tandem.store.group_commit`), `LoraAdaptersDep` (vLLM's LoRA adapters,
+`tandem.engines.lora`).
 
 Authentication: `Authorization: Bearer tk-…` (API keys, for /v1 and /api) or the HttpOnly
 session cookie the web UI gets from /api/auth/login. Disabled users and revoked keys fail at
@@ -21,6 +22,7 @@ from tandem.api.errors import ApiError
 from tandem.chat import ChatService
 from tandem.core.settings import Settings
 from tandem.engines import ModelCatalog
+from tandem.engines.lora import LoraAdapters
 from tandem.store import ApiKeyRepo, WebSessionRepo
 from tandem.store.group_commit import GroupCommit
 from tandem.store.models import User
@@ -139,6 +141,11 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_lora_adapters(request: Request) -> LoraAdapters:
+    return request.app.state.lora_adapters
+
+
 ChatDep = Annotated[ChatService, Depends(get_chat)]
 CatalogDep = Annotated[ModelCatalog, Depends(get_catalog)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+LoraAdaptersDep = Annotated[LoraAdapters, Depends(get_lora_adapters)]

@@ -3,6 +3,8 @@
 tandem models list
 tandem models show VERSION
 tandem models prepare [--fp32]
+tandem models import PATH [--name NAME] [--copy|--link] [--build-onnx|--no-build-onnx]
+tandem models merge VERSION [--onnx]
 tandem models lineage [VERSION]
 tandem models set-status VERSION candidate|production|retired
 """
@@ -10,6 +12,7 @@ tandem models set-status VERSION candidate|production|retired
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -73,6 +76,82 @@ def models_prepare(
 
         out = build_fp32_onnx(prepared.hf_dir, prepared.root / FP32_ONNX_DIR)
         typer.echo(f"{prepared.version}@onnx-fp32 ready in {out}")
+
+
+@models_app.command("import")
+def models_import(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A local Hugging Face causal-LM checkpoint directory: config.json, safetensors "
+            "weights, tokenizer files and a chat template."
+        ),
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(help="Version name (default: the directory's name, sanitized)."),
+    ] = None,
+    copy: Annotated[
+        bool,
+        typer.Option(
+            "--copy/--link",
+            help="Copy the files into $TANDEM_HOME/models/NAME/hf, or symlink them there (big "
+            "checkpoints; the version breaks if they move).",
+        ),
+    ] = True,
+    build_onnx: Annotated[
+        bool | None,
+        typer.Option(
+            "--build-onnx/--no-build-onnx",
+            help="Build the default CPU engine's int8 ONNX model (default: only at 2B "
+            "parameters or fewer).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Register a local checkpoint as a base version (no parent) that training can start from."""
+    from tandem.registry.checkpoint_import import import_checkpoint
+
+    settings = Settings.from_env()
+    with cli_session(settings) as session:
+        row = import_checkpoint(
+            session, settings.home, path, name=name, link=not copy, build_onnx=build_onnx
+        )
+        config = row.config or {}
+        shown: dict[str, object] = {"id": row.id, "status": row.status, "path": row.base_path}
+        shown["formats"] = row.formats
+        shown.update({k: config.get(k) for k in ("architecture", "parameters", "dtype")})
+    typer.echo(json.dumps(shown))
+
+
+@models_app.command("merge")
+def models_merge(
+    version: Annotated[str, typer.Argument(help="The model version (an adapter version).")],
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx",
+            help="Also build the int8 ONNX model the default engine serves from the merged "
+            "weights.",
+        ),
+    ] = False,
+) -> None:
+    """Merge a LoRA adapter version into full weights (`hf/`: base + adapter, recursively
+    through adapters of adapters), for the transformers engine, an export or a server that
+    takes no adapters. A version that has them already is left as it is."""
+    from tandem.core.errors import InvalidInput
+    from tandem.registry.versions import build_version_onnx, merged_checkpoint
+
+    settings = Settings.from_env()
+    with cli_session(settings) as session:
+        shown: dict[str, object] = {"id": version}
+        try:
+            shown["hf"] = str(merged_checkpoint(settings.home, version, session))
+            if onnx:
+                shown["onnx"] = str(build_version_onnx(settings.home, version, session))
+        except FileNotFoundError as e:  # e.g. a version served from another server
+            raise InvalidInput(str(e)) from e
+    typer.echo(json.dumps(shown))
 
 
 @models_app.command("lineage")

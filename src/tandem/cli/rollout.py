@@ -11,19 +11,24 @@ tandem rollout rollback --reason "..." [--profile ID]
 
 Without --profile, the site default rollout (chats without a profile). Versions must be in the
 registry (`tandem models list`). A change takes effect on the next chat turn of a running
-server: nothing to restart.
+server: nothing to restart. A LoRA adapter served by vLLM (TANDEM_BACKENDS with "lora": true)
+is loaded there before it becomes served and unloaded once nothing serves it, as through the
+API (docs/howto/vllm.md).
 """
 
 from __future__ import annotations
 
 import getpass
 import json
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 from sqlalchemy.orm import Session
 
 from tandem.cli.common import CommandError, ExitCode, cli_session
+
+T = TypeVar("T")
 
 rollout_app = typer.Typer(help="Roll model versions out: A/B shares, comparisons, gates.")
 
@@ -39,6 +44,17 @@ def _actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def _serving(session: Session, becoming: list[str], change: Callable[[], T]) -> T:
+    """Run a rollout change with vLLM's LoRA adapters kept in step (tandem.api.lora_rollouts)."""
+    from tandem.api.lora_rollouts import change_serving
+    from tandem.core.settings import Settings
+    from tandem.engines.lora import LoraAdapters
+
+    settings = Settings.from_env()
+    adapters = LoraAdapters(settings.backends, settings.home)
+    return change_serving(adapters, session, becoming, change)
 
 
 def _registered(session: Session, version: str) -> None:
@@ -95,8 +111,13 @@ def set_production(version: str, reason: ReasonOpt = "", profile: ProfileOpt = N
 
     with cli_session() as session:
         _registered(session, version)
-        RolloutRepo(session).set_production(
-            profile, version, None, reason, details={"actor": _actor()}
+        repo = RolloutRepo(session)
+        _serving(
+            session,
+            [version],
+            lambda: repo.set_production(
+                profile, version, None, reason, details={"actor": _actor()}
+            ),
         )
     typer.echo(f"production: {version}")
 
@@ -117,7 +138,12 @@ def add_candidate(
     with cli_session() as session:
         _registered(session, version)
         rollout = _rollout(session, profile)
-        RolloutRepo(session).add_candidate(rollout.id, version, share, comparisons, None, reason)
+        repo = RolloutRepo(session)
+        _serving(
+            session,
+            [version],
+            lambda: repo.add_candidate(rollout.id, version, share, comparisons, None, reason),
+        )
     typer.echo(
         f"candidate {version}: share {share:.1%}, comparisons {'on' if comparisons else 'off'}"
     )
@@ -149,7 +175,8 @@ def remove_candidate(version: str, reason: ReasonOpt = "", profile: ProfileOpt =
 
     with cli_session() as session:
         rollout = _rollout(session, profile)
-        RolloutRepo(session).remove_candidate(rollout.id, version, None, reason)
+        repo = RolloutRepo(session)
+        _serving(session, [], lambda: repo.remove_candidate(rollout.id, version, None, reason))
     typer.echo(f"removed candidate {version}")
 
 
@@ -188,8 +215,12 @@ def promote(
     with cli_session() as session:
         rollout = _rollout(session, profile)
         try:
-            report, _ = do_promote(
-                session, rollout, version, None, reason, force=force, actor_name=_actor()
+            report, _ = _serving(
+                session,
+                [version],
+                lambda: do_promote(
+                    session, rollout, version, None, reason, force=force, actor_name=_actor()
+                ),
             )
         except GatesFailed as exc:  # a Conflict, but failing gates are `check`'s exit 1 too
             _print_report(exc.report)
@@ -202,8 +233,15 @@ def promote(
 def rollback(reason: ReasonOpt, profile: ProfileOpt = None) -> None:
     """Production back to the version it replaced, in one command."""
     from tandem.rollout.promotion import rollback as do_rollback
+    from tandem.store import RolloutRepo
 
     with cli_session() as session:
-        rollout = do_rollback(session, _rollout(session, profile), None, reason, _actor())
+        current = _rollout(session, profile)
+        previous = RolloutRepo(session).previous_production(current.id)
+        rollout = _serving(
+            session,
+            [previous] if previous else [],
+            lambda: do_rollback(session, current, None, reason, _actor()),
+        )
         version = rollout.production_version
     typer.echo(f"production: {version} (rolled back)")

@@ -136,6 +136,14 @@ class BackendConfig:
     accepts_images: bool = False  # its models take image inputs (OpenAI image_url parts)
     # Its models take OpenAI `tools` and answer with `tool_calls` (tandem.chat runs them).
     supports_tools: bool = False
+    # A vLLM server started with `--enable-lora` and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True:
+    # the registry's LoRA adapters of `base_model` (the registry version it runs) are loaded
+    # into it while a rollout serves them (tandem.engines.lora, docs/howto/vllm.md).
+    lora: bool = False
+    base_model: str | None = None
+    # Where the vLLM host sees $TANDEM_HOME: adapters are sent to it as paths. None: the
+    # same path as here (one machine, or the same mount on both).
+    adapter_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -233,9 +241,14 @@ class Settings:
                 models=tuple(b.get("models") or ()),
                 accepts_images=bool(b.get("accepts_images", False)),
                 supports_tools=bool(b.get("supports_tools", False)),
+                lora=bool(b.get("lora", False)),
+                base_model=b.get("base_model") or None,
+                adapter_root=b.get("adapter_root") or None,
             )
             for b in json.loads(env.get("TANDEM_BACKENDS") or "[]")
         )
+        if bad := [b.name for b in backends if b.lora and not b.base_model]:
+            raise ValueError(f'TANDEM_BACKENDS: "lora" needs "base_model" ({", ".join(bad)})')
         return cls(
             home=home,
             database_url=db,

@@ -33,7 +33,8 @@ class ModelCatalog:
         # What a lazily registered model was registered as: its engine, once loaded, knows
         # its capabilities but not that it is a variant of another model.
         self._variants: dict[str, str] = {}
-        self._lock = threading.Lock()
+        # Reentrant: an adapter version's factory loads its base engine through `get`.
+        self._lock = threading.RLock()
         # Called (outside the lock) before listing and when an unknown id is asked for, so
         # versions registered while the server runs become servable without a restart.
         self._discover: Callable[[ModelCatalog], None] | None = None

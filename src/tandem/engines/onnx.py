@@ -17,6 +17,10 @@ its builder makes only for CUDA, and one og.Generator per request does not batch
 * A finished request's keys and values are kept in a prefix cache (`tandem.engines.prefix_cache`,
   `prefix_cache_mb`), so a conversation's next turn, or a regenerate, copies its history's
   cache into the new slot and prefills only the new tokens.
+* LoRA adapter versions of the served model run over the same session and weights
+  (`tandem.engines.onnx_lora`): each request names its adapter (or none), and a decode step
+  feeds every row its own low-rank branch (`tandem.engines.onnx_adapter` is such a version's
+  catalog entry).
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
@@ -47,6 +50,8 @@ from tandem.engines.base import (
     ensure_fits,
     relay,
 )
+from tandem.engines.onnx_graph import serving_graph
+from tandem.engines.onnx_lora import AdapterSet
 from tandem.engines.prefix_cache import PrefixCache
 from tandem.engines.sampling import sample_token
 from tandem.engines.text import ChatTemplate, IncrementalDecoder, StopMatcher
@@ -57,35 +62,6 @@ BASE_CAPACITY = 1024
 MIN_CACHED_PREFIX = 64
 DEFAULT_PREFIX_CACHE_MB = 512
 NO_TOKENS = np.empty(0, dtype=np.int64)  # what a repetition penalty of 1.0 needs to see
-
-
-def last_position_logits(model_path: Path) -> bytes:
-    """The decoder graph with the LM head applied to the last position only: logits come out
-    `[batch, 1, vocab]`. The builder's graph scores every position, which in a prefill chunk of
-    256 tokens is a fifth of the model's multiply-adds (the 49,152 x 576 head) and a 50 MB
-    logits tensor, of which the engine reads one row."""
-    model = onnx.load(str(model_path), load_external_data=False)
-    graph = model.graph
-    head = next(n for n in graph.node if "logits" in n.output)
-    for name, value in (("last_pos/starts", -1), ("last_pos/ends", 2**62), ("last_pos/axes", 1)):
-        graph.initializer.append(
-            onnx.helper.make_tensor(name, onnx.TensorProto.INT64, [1], [value])
-        )
-    last = onnx.helper.make_node(
-        "Slice",
-        [head.input[0], "last_pos/starts", "last_pos/ends", "last_pos/axes"],
-        ["last_pos/hidden"],
-        name="/last_pos/Slice",
-    )
-    head.input[0] = "last_pos/hidden"
-    nodes = list(graph.node)
-    nodes.insert(nodes.index(head), last)  # before the head: the graph stays in order
-    del graph.node[:]
-    graph.node.extend(nodes)
-    logits = next(o for o in graph.output if o.name == "logits")
-    logits.type.tensor_type.shape.dim[1].ClearField("dim_param")
-    logits.type.tensor_type.shape.dim[1].dim_value = 1
-    return model.SerializeToString()
 
 
 @dataclass(eq=False)
@@ -103,6 +79,7 @@ class _Request:
     cached: int = 0  # tokens whose keys/values are in the slot's cache
     next_token: int = -1  # sampled, not yet fed to the model
     generated: list[int] = field(default_factory=list)
+    adapter: str | None = None  # the LoRA adapter this request runs with (None: the base)
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
@@ -125,6 +102,7 @@ class OnnxEngine(Engine):
         max_context: int = 4096,
         threads: int | None = None,
         prefix_cache_mb: int = DEFAULT_PREFIX_CACHE_MB,
+        lora_branches: bool = True,
     ) -> None:
         super().__init__(model_id)
         model_dir = Path(model_dir)
@@ -150,8 +128,10 @@ class OnnxEngine(Engine):
         options.add_session_config_entry(
             "session.model_external_initializers_file_folder_path", str(model_dir)
         )
-        graph = last_position_logits(model_dir / decoder["filename"])
+        graph, self.lora_sites = serving_graph(model_dir / decoder["filename"], lora_branches)
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.adapters = AdapterSet(self.lora_sites)  # the base's own (rank 0) to start
+        self._bound_adapters: tuple[str | None, ...] | None = None  # as `_bound_rows`
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.template = ChatTemplate.from_model_dir(model_dir)
 
@@ -187,6 +167,15 @@ class OnnxEngine(Engine):
     async def stream(
         self, prompt: EncodedPrompt, params: SamplingParams
     ) -> AsyncGenerator[Chunk, None]:
+        async for chunk in self.stream_with(prompt, params, adapter=None):
+            yield chunk
+
+    async def stream_with(
+        self, prompt: EncodedPrompt, params: SamplingParams, adapter: str | None
+    ) -> AsyncGenerator[Chunk, None]:
+        """`stream` with the LoRA adapter `adapter` (added to `adapters`), None for the base."""
+        if adapter not in self.adapters:
+            raise EngineError(f"adapter {adapter!r} is not loaded")
         assert prompt.text is not None and prompt.token_ids is not None  # from self.encode
         ids = list(prompt.token_ids)
         ensure_fits(len(ids), self.max_context)
@@ -210,6 +199,7 @@ class OnnxEngine(Engine):
             emit=emit,
             decoder=IncrementalDecoder(self.tokenizer),
             stopper=StopMatcher(params.stop),
+            adapter=adapter,
         )
         self._submit(request)
 
@@ -286,7 +276,7 @@ class OnnxEngine(Engine):
         """Copy the cached keys/values of the longest known prefix of the prompt into the
         request's slot; returns how many tokens need no prefill. The last prompt token is
         always run, for the logits of the first answer token."""
-        entry, common = self.prefix_cache.longest(request.prompt_ids)
+        entry, common = self.prefix_cache.longest(request.prompt_ids, request.adapter)
         common = min(common, len(request.prompt_ids) - 1)
         if entry is None or common < MIN_CACHED_PREFIX:
             return 0
@@ -307,7 +297,9 @@ class OnnxEngine(Engine):
                 for keys, values in self._cache
             ]
         )
-        self.prefix_cache.put((request.prompt_ids + request.generated)[:length], kv)
+        self.prefix_cache.put(
+            (request.prompt_ids + request.generated)[:length], kv, request.adapter
+        )
 
     def _decode_step(self) -> None:
         rows = self._active
@@ -337,6 +329,16 @@ class OnnxEngine(Engine):
                     self._binding.bind_output(f"present.{layer}.{kind}", *args)
             self._binding.bind_output("logits", "cpu")
             self._bound_rows = rows
+            self._bound_adapters = None
+        adapters = tuple(r.adapter for r in self._active[first_slot : first_slot + n])
+        if adapters != self._bound_adapters:
+            # Bound until the batch's adapters change (a request joins or leaves), like the
+            # cache buffers: not 2 inputs per projection on every step.
+            for key, (a, b) in self.adapters.values_for(adapters).items():
+                site = self.lora_sites[key]
+                self._binding.bind_ortvalue_input(site.a_input, a)
+                self._binding.bind_ortvalue_input(site.b_input, b)
+            self._bound_adapters = adapters
         binding = self._binding
         binding.bind_cpu_input("input_ids", ids)
         binding.bind_cpu_input("attention_mask", mask)

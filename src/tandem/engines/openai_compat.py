@@ -133,8 +133,16 @@ class OpenAICompatEngine(Engine):
 
     backend = "openai"
 
-    def __init__(self, backend: BackendConfig, remote_model: str, timeout_s: float = 600.0):
-        super().__init__(f"{backend.name}/{remote_model}")
+    def __init__(
+        self,
+        backend: BackendConfig,
+        remote_model: str,
+        timeout_s: float = 600.0,
+        model_id: str | None = None,
+    ):
+        # `model_id`: the id tandem serves it under, when not `<backend>/<remote>` (a registry
+        # version served as a LoRA adapter on vLLM keeps its own id: tandem.engines.lora).
+        super().__init__(model_id or f"{backend.name}/{remote_model}")
         self.config = backend
         self.accepts_images = backend.accepts_images
         self.supports_tools = backend.supports_tools

@@ -13,6 +13,10 @@ eighth. Entries are matched by token ids (the longest common prefix wins, so a h
 answer re-tokenizes differently still reuses everything before the difference), and evicted
 least recently used first once they exceed the byte budget. An entry that is a prefix of a
 newly stored one is dropped: the new one serves every request the old one could.
+
+Keys and values depend on the weights that computed them: a LoRA adapter served over the same
+base (`tandem.engines.onnx_lora`) changes them, so entries are kept per `namespace` (the
+adapter's name; None for the base) and only match requests of the same one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 class CachedPrefix:
     ids: np.ndarray  # int64 token ids, one per cached position
     kv: np.ndarray  # float32 [layers, 2 (key, value), kv_heads, tokens, head_size]
+    namespace: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -55,11 +60,16 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def longest(self, ids: list[int] | np.ndarray) -> tuple[CachedPrefix | None, int]:
-        """The entry sharing the longest prefix with `ids`, and that length (0: none)."""
+    def longest(
+        self, ids: list[int] | np.ndarray, namespace: str | None = None
+    ) -> tuple[CachedPrefix | None, int]:
+        """The entry of `namespace` sharing the longest prefix with `ids`, and that length
+        (0: none)."""
         query = np.asarray(ids, dtype=np.int64)
         best_key, best = None, 0
         for key, entry in self._entries.items():
+            if entry.namespace != namespace:
+                continue
             n = common_prefix(entry.ids, query)
             if n > best:
                 best_key, best = key, n
@@ -68,14 +78,18 @@ class PrefixCache:
         self._entries.move_to_end(best_key)
         return self._entries[best_key], best
 
-    def put(self, ids: list[int] | np.ndarray, kv: np.ndarray) -> None:
+    def put(
+        self, ids: list[int] | np.ndarray, kv: np.ndarray, namespace: str | None = None
+    ) -> None:
         if self.budget_bytes <= 0:
             return
-        entry = CachedPrefix(np.asarray(ids, dtype=np.int64), kv)
+        entry = CachedPrefix(np.asarray(ids, dtype=np.int64), kv, namespace)
         if entry.nbytes > self.budget_bytes:
             return
         covered = [
-            k for k, e in self._entries.items() if common_prefix(e.ids, entry.ids) == len(e.ids)
+            k
+            for k, e in self._entries.items()
+            if e.namespace == namespace and common_prefix(e.ids, entry.ids) == len(e.ids)
         ]
         for key in covered:
             self.nbytes -= self._entries.pop(key).nbytes

@@ -156,7 +156,13 @@ class RewardModelJudge:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from tandem.registry.versions import merged_checkpoint
+
+        # Through the registry, which merges an adapter version on demand (a reward model is
+        # always saved merged, so this only reads `hf/` today).
         hf = version_dir / "hf"
+        if (version_dir / "manifest.json").exists():
+            hf = merged_checkpoint(version_dir.parent.parent, version_dir.name)
         if not (hf / "config.json").exists():
             raise FileNotFoundError(f"no Hugging Face checkpoint in {hf}")
         self.name = f"reward:{version_dir.name}"

@@ -2,7 +2,8 @@
 
 The embedded base model is recorded by `register_prepared`; every trained model by
 `register_trained` (files first, `manifest.json` last, then the database row), which
-`tandem train` calls:
+`tandem train` calls. A LoRA-trained chat version holds only its adapter (`"adapter_of"`);
+`merged_checkpoint` merges its full weights on demand:
 
     register_trained(session, home, "my-dpo-v1", staging_dir, parent="smollm2-135m-instruct",
                      config={...}, metrics={...}, card="# my-dpo-v1 ...")
@@ -11,8 +12,10 @@ The embedded base model is recorded by `register_prepared`; every trained model 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from tandem.core.errors import NotFound
 from tandem.registry.embedded import (
+    EMBEDDED_VERSION,
     LAYOUT_VERSION,
     MANIFEST,
     ONNX_FORMAT,
@@ -28,6 +32,7 @@ from tandem.registry.embedded import (
     build_onnx,
     load_prepared,
     model_root,
+    prepare_embedded_model,
 )
 from tandem.store.model_versions import ModelVersionRepo
 from tandem.store.models import ModelVersion
@@ -74,6 +79,11 @@ def register_prepared(session: Session, prepared: PreparedModel) -> ModelVersion
 CHAT = "chat"
 REWARD = "reward"  # a sequence-classification head: scores answers, is not servable as chat
 KINDS = (CHAT, REWARD)
+# A PEFT LoRA adapter of the version's parent (`adapter/`: adapter_config.json + weights), named
+# in the manifest as `"adapter_of": <parent>`: what a vLLM backend with `"lora": true` loads
+# (tandem.engines.lora). A LoRA-trained chat version has only it until `merged_checkpoint`
+# merges `hf/` beside it on demand.
+ADAPTER_FORMAT = "adapter"
 
 
 class VersionExists(RuntimeError):
@@ -100,21 +110,32 @@ def write_version_files(
     extra_manifest: dict[str, Any] | None = None,
     build_onnx_format: bool = True,
 ) -> Path:
-    """Turn `staging` (holding `hf/` and any reports) into `$TANDEM_HOME/models/<version>/`.
+    """Turn `staging` (holding `hf/` or, for a LoRA-trained chat version, only `adapter/`,
+    plus any reports) into `$TANDEM_HOME/models/<version>/`.
 
-    Adds the int8 ONNX model for chat versions (the same builder call as the embedded model,
-    so the default engine serves it), writes `manifest.json` last and moves the directory into
-    place in one rename: a reader that sees the manifest sees a complete version."""
+    A version with `hf/` gets the int8 ONNX model for chat versions (the same builder call as
+    the embedded model, so the default engine serves it). An adapter version is recorded as
+    `"adapter_of": parent` with no merged weights: `merged_checkpoint` builds them on demand.
+    `manifest.json` is written last and the directory moved into place in one rename: a reader
+    that sees the manifest sees a complete version."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     root = model_root(home, version)
     if (root / MANIFEST).exists():
         raise VersionExists(f"model version {version!r} already exists in {root.parent}")
-    if not (staging / "hf" / "config.json").exists():
+    has_hf = (staging / "hf" / "config.json").exists()
+    has_adapter = kind == CHAT and (staging / ADAPTER_FORMAT / "adapter_config.json").exists()
+    if not has_hf and not has_adapter:
         raise ValueError(f"{staging}/hf is not a Hugging Face checkpoint")
-    formats = {"hf": "hf"}
+    if has_adapter and not parent:
+        raise ValueError("an adapter version needs the parent it adapts")
+    formats = {"hf": "hf"} if has_hf else {}
+    adapter = {}
+    if has_adapter:
+        formats[ADAPTER_FORMAT] = ADAPTER_FORMAT
+        adapter = {"adapter_of": parent}
     timings: dict[str, float] = {}
-    if kind == CHAT and build_onnx_format:
+    if kind == CHAT and build_onnx_format and has_hf:
         start = time.perf_counter()
         shutil.rmtree(staging / "onnx", ignore_errors=True)
         build_onnx(staging / "hf", staging / "onnx", staging / "build-cache")
@@ -129,6 +150,7 @@ def write_version_files(
         "formats": formats,
         "timings": timings,
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **adapter,
         **(extra_manifest or {}),
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -179,14 +201,69 @@ def register_trained(
     )
 
 
+def register_adapter(
+    session: Session,
+    home: Path,
+    version: str,
+    adapter_dir: Path,
+    *,
+    parent: str,
+    card: str = "",
+    config: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Register a PEFT LoRA adapter of `parent` alone (no merged weights), status "candidate":
+    servable only through a vLLM backend with `"lora": true` whose `base_model` is `parent`.
+
+        register_adapter(session, home, "my-lora-v1", Path("run/adapter"), parent="base-v1")
+    """
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise ValueError(f"{adapter_dir} is not a PEFT adapter (no adapter_config.json)")
+    if version_exists(session, home, version):
+        raise VersionExists(f"model version {version!r} already exists")
+    _ensure_parent_row(session, home, parent)
+    root = model_root(home, version)
+    # Staged outside models/ (as training does): a scan never sees it half-made.
+    staging = home / "runs" / f"{version}.adapter-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(adapter_dir, staging / ADAPTER_FORMAT)
+    formats = {ADAPTER_FORMAT: ADAPTER_FORMAT}
+    manifest = {
+        "layout": LAYOUT_VERSION,
+        "version": version,
+        "kind": CHAT,
+        "parent": parent,
+        "adapter_of": parent,
+        "formats": formats,
+        "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    root.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(root, ignore_errors=True)
+    staging.rename(root)
+    return ModelVersionRepo(session).upsert(
+        version,
+        parent_id=parent,
+        base_path=str(root),
+        formats=formats,
+        status="candidate",
+        card=card or f"# {version}\n\nA LoRA adapter of {parent}.\n",
+        config={**(config or {}), "kind": CHAT, "adapter_of": parent},
+        metrics={},
+    )
+
+
 def _ensure_parent_row(session: Session, home: Path, parent: str) -> None:
     """The parent's row must exist (foreign key). The embedded model may be prepared on disk
     without having been registered yet (`tandem serve` registers it); do it here."""
     try:
         ModelVersionRepo(session).get(parent)
-        return
     except NotFound:
         pass
+    else:
+        # Training from an adapter version merged it before a session existed: the row learns
+        # of the new hf/ here.
+        _record_formats(session, home, parent)
+        return
     prepared = load_prepared(home, parent)
     if prepared is None:
         raise NotFound("model version", parent)
@@ -211,9 +288,159 @@ def version_kind(root: Path) -> str | None:
 
 
 def chat_versions(home: Path) -> list[str]:
-    """The registry's chat versions, by name: what training can start from (a version served
-    from another server has no weights here)."""
+    """The registry's chat versions, by name: what training can start from. An adapter version
+    counts when its chain of `adapter_of` ends in full weights here (`merged_checkpoint` merges
+    it on demand); an adapter of a version served from another server does not."""
     models = home / "models"
     if not models.is_dir():
         return []
-    return sorted(p.name for p in models.iterdir() if version_kind(p) == CHAT)
+    return sorted(
+        p.name for p in models.iterdir() if version_kind(p) == CHAT and _has_weights(home, p.name)
+    )
+
+
+def _read_manifest(root: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _has_weights(home: Path, version: str, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether full weights for `version` exist here or can be merged from ones that do."""
+    root = model_root(home, version)
+    if (root / "hf").is_dir() or version == EMBEDDED_VERSION:  # the embedded one prepares
+        return True
+    manifest = _read_manifest(root)
+    if manifest is None or version in seen:
+        return False
+    parent = manifest.get("adapter_of")
+    if not parent:
+        return not (root / ADAPTER_FORMAT).is_dir()
+    return _has_weights(home, str(parent), seen | {version})
+
+
+# -- merged weights on demand ----------------------------------------------------------------
+
+
+def merged_checkpoint(home: Path, version: str, session: Session | None = None) -> Path:
+    """The version's full Hugging Face checkpoint, `models/<version>/hf`. A LoRA-trained
+    (adapter) version has none until asked: its base's merged weights (recursively, for an
+    adapter of an adapter version) plus its adapter are merged (`merge_and_unload`, fp32 as
+    every registry checkpoint) into `hf/` and `"hf"` joins the manifest's formats (and the
+    database row's, given a session). What training, evaluations and `tandem models merge`
+    ask for.
+
+        hf = merged_checkpoint(settings.home, "smollm2-135m-instruct-dpo-1a2b3c4d")
+
+    Built in a temporary directory and renamed into place, so a concurrent caller or a crash
+    never leaves a half-written `hf/`; two callers racing both merge and one rename wins.
+    Call it from one process only under `accelerate launch` (the merge is CPU minutes)."""
+    return _merged(home, version, session, frozenset())
+
+
+def _merged(home: Path, version: str, session: Session | None, seen: frozenset[str]) -> Path:
+    root = model_root(home, version)
+    hf = root / "hf"
+    if version == EMBEDDED_VERSION and not (hf / "config.json").exists():
+        prepare_embedded_model(home)
+    if (hf / "config.json").exists():
+        if session is not None:
+            _record_formats(session, home, version)
+        return hf
+    manifest = _read_manifest(root)
+    if manifest is None:
+        raise NotFound("model version", version)
+    parent = manifest.get("adapter_of")
+    adapter = root / ADAPTER_FORMAT
+    if not parent or manifest.get("kind", CHAT) != CHAT or not adapter.is_dir():
+        raise FileNotFoundError(f"model version {version!r} has neither hf/ nor a LoRA adapter")
+    if version in seen:
+        raise ValueError(f"model version {version!r} is an adapter of itself")
+    base_hf = _merged(home, str(parent), session, seen | {version})
+    tmp = root / f".hf-merging-{uuid.uuid4().hex[:8]}"
+    try:
+        _merge_adapter(base_hf, adapter, tmp)
+        try:
+            tmp.rename(hf)
+        except OSError:
+            if not (hf / "config.json").exists():  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _add_format(root, "hf", "hf")
+    if session is not None:
+        _record_formats(session, home, version)
+    return hf
+
+
+def _merge_adapter(base_hf: Path, adapter: Path, out: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(base_hf, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    # The adapter directory carries the trained tokenizer and chat template; an adapter
+    # registered without them renders like its base.
+    has_tokenizer = (adapter / "tokenizer_config.json").exists()
+    tokenizer = AutoTokenizer.from_pretrained(adapter if has_tokenizer else base_hf)
+    if tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def build_version_onnx(home: Path, version: str, session: Session | None = None) -> Path:
+    """The chat version's int8 ONNX model, `models/<version>/onnx`, built (from merged
+    weights, `merged_checkpoint`) if missing, the way training builds it for full versions."""
+    root = model_root(home, version)
+    onnx = root / "onnx"
+    if version_kind(root) != CHAT:
+        raise ValueError(f"{version} is not a chat version; only chat versions get ONNX")
+    if not onnx.is_dir():  # renamed into place complete, like hf/
+        hf = merged_checkpoint(home, version, session)
+        tmp = root / f".onnx-building-{uuid.uuid4().hex[:8]}"
+        cache = tmp.with_name(tmp.name + "-cache")
+        try:
+            build_onnx(hf, tmp, cache)
+            try:
+                tmp.rename(onnx)
+            except OSError:
+                if not onnx.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(cache, ignore_errors=True)
+        _add_format(root, ONNX_FORMAT, "onnx")
+    if session is not None:
+        _record_formats(session, home, version)
+    return onnx
+
+
+def _add_format(root: Path, name: str, directory: str) -> None:
+    """Add a format to the manifest, atomically (`os.replace`): readers see the old manifest
+    or the new one, never a torn one."""
+    manifest = _read_manifest(root)
+    if manifest is None:
+        raise NotFound("model version", root.name)
+    manifest["formats"] = {**manifest.get("formats", {}), name: directory}
+    tmp = root / f".{MANIFEST}.{uuid.uuid4().hex[:8]}"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, root / MANIFEST)
+
+
+def _record_formats(session: Session, home: Path, version: str) -> None:
+    """Make the database row list every format its manifest does (a merge on demand adds
+    some after registration). A version without a row is left to whoever registers it."""
+    manifest = _read_manifest(model_root(home, version))
+    repo = ModelVersionRepo(session)
+    try:
+        row = repo.get(version)
+    except NotFound:
+        return
+    on_disk = (manifest or {}).get("formats") or {}
+    known = row.formats or {}
+    if any(known.get(k) != v for k, v in on_disk.items()):
+        repo.upsert(version, formats={**known, **on_disk})

@@ -127,6 +127,12 @@ class RolloutRepo:
     def list(self) -> list[RolloutRow]:
         return list(self.session.scalars(select(RolloutRow).order_by(RolloutRow.created_at)))
 
+    def served_versions(self) -> set[str]:
+        """Every version some rollout serves: each production and each candidate."""
+        production = self.session.scalars(select(RolloutRow.production_version))
+        candidates = self.session.scalars(select(RolloutCandidateRow.version))
+        return {*production, *candidates}
+
     def candidates(self, rollout_id: str) -> builtins.list[Candidate]:
         rows = self.session.scalars(
             select(RolloutCandidateRow)

@@ -36,7 +36,12 @@ def render_model_card(
     code_version: str,
     loss_curve: str | None,
 ) -> str:
-    adapter = "full fine-tuning" if config.get("full") else "LoRA, merged into the base weights"
+    if config.get("full"):
+        adapter = "full fine-tuning"
+    elif method == "reward":  # the new score head is trained whole: kept merged
+        adapter = "LoRA, merged into the base weights"
+    else:
+        adapter = f"LoRA adapter of {base} (served over it; merged weights only on demand)"
     settings = "\n".join(f"| `{k}` | {v} |" for k, v in config.items())
     shown = ("final_loss", "steps", "epochs", "runtime_s", "samples_per_s", "resumed_from_step")
     results = "\n".join(f"| {k} | {metrics[k]} |" for k in shown if metrics.get(k) is not None)

@@ -63,7 +63,9 @@ class TrainConfig:
         True, "DPO/KTO: score the reference once before training instead of at every step."
     )
     build_onnx: bool = _knob(
-        True, "Build the int8 ONNX model the default engine serves (chat models only)."
+        True,
+        "Build the int8 ONNX model the default engine serves (full chat trainings only: a LoRA "
+        "adapter is served over its base's model).",
     )
     precision: str = _knob(
         "auto",

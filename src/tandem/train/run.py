@@ -25,12 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.core.signals import DATASET_KIND_FOR_METHOD, TRAIN_METHODS, is_train_method
-from tandem.train.config import (
-    ConfigError,
-    TrainConfig,
-    resolve_config,
-    save_config,
-)
+from tandem.train.config import ConfigError, TrainConfig, resolve_config, save_config
 from tandem.train.training_data import TrainingData, read_rows, resolve_training_data
 
 log = logging.getLogger(__name__)
@@ -87,9 +82,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def base_checkpoint(home: Path, base: str) -> Path:
-    """The base version's Hugging Face checkpoint; the embedded model is prepared on demand."""
+    """The base version's Hugging Face checkpoint, `models/<base>/hf`: the embedded model is
+    prepared and an adapter version merged on demand (`merged_checkpoint`). Main process only
+    under `accelerate launch`; the others read the same path once it exists."""
+    from tandem.core.errors import NotFound
     from tandem.registry.embedded import EMBEDDED_VERSION, model_root, prepare_embedded_model
-    from tandem.registry.versions import CHAT, version_kind
+    from tandem.registry.versions import CHAT, merged_checkpoint, version_kind
 
     root = model_root(home, base)
     if base == EMBEDDED_VERSION:
@@ -99,7 +97,10 @@ def base_checkpoint(home: Path, base: str) -> Path:
         raise ConfigError(f"no model version {base!r} in {root.parent}")
     if kind != CHAT:
         raise ConfigError(f"{base} is a {kind} model; training starts from a chat model")
-    return root / "hf"
+    try:
+        return merged_checkpoint(home, base)
+    except (NotFound, FileNotFoundError, ValueError) as e:  # an adapter of a remote version
+        raise ConfigError(f"cannot train from {base}: {e}") from e
 
 
 def _precision(config: TrainConfig) -> bool:
@@ -136,13 +137,29 @@ def _gradient_checkpointing(config: TrainConfig) -> bool:
     return torch.cuda.is_available()
 
 
-def _dataset(data: TrainingData) -> Any:
-    from datasets import Dataset
+def _dataset(data: TrainingData, run_dir: Path) -> Any:
+    """The rows as a `datasets.Dataset`: in memory for one process; under `accelerate launch`
+    an Arrow file in the run directory that every process reads. TRL's trainers tokenize on the
+    main process first and cache the result (and DPO/KTO the precomputed reference
+    log-probabilities) beside the dataset's file, for the other processes to read; an in-memory
+    dataset has no file, so each process would look in a temporary directory of its own."""
+    import torch
+    from accelerate import PartialState
+    from datasets import Dataset, load_from_disk
 
     rows = read_rows(data.train_file)
     if data.kind == "kto":
         rows = [{**r, "label": bool(r["label"])} for r in rows]
-    return Dataset.from_list(rows)
+    dataset = Dataset.from_list(rows)
+    state = PartialState(cpu=not torch.cuda.is_available())  # as in train()
+    if state.num_processes == 1:
+        return dataset
+    shared = run_dir / "dataset"
+    if state.is_main_process:
+        shutil.rmtree(shared, ignore_errors=True)  # a resumed run's, with its old caches
+        dataset.save_to_disk(shared)
+    state.wait_for_everyone()
+    return load_from_disk(str(shared))
 
 
 def _trainer_args(method: str, config: TrainConfig, run_dir: Path) -> Any:
@@ -243,48 +260,11 @@ def build_trainer(
     return trainer_class(
         model=model,
         args=_trainer_args(method, config, run_dir),
-        train_dataset=_dataset(data),
+        train_dataset=_dataset(data, run_dir),
         processing_class=tokenizer,
         peft_config=None if config.full else _lora(method, config),
         callbacks=list(callbacks),
     )
-
-
-def _merged_checkpoint(method: str, trainer: Any, hf_dir: Path, run_dir: Path, out: Path) -> None:
-    """Save the trained model as a plain Hugging Face checkpoint in `out`, LoRA merged into the
-    weights (`merge_and_unload`).
-
-    One process: merge the trained model in place (no second copy in memory). Under
-    DeepSpeed or FSDP the weights are sharded, so the trainer saves first (gathering them;
-    with LoRA it writes the adapter) and the main process reloads base + adapter on the CPU
-    and merges there."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    tokenizer = trainer.processing_class
-    sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
-    if not sharded and trainer.accelerator.num_processes == 1:
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        if hasattr(model, "merge_and_unload"):
-            model = model.merge_and_unload()
-    else:
-        final = run_dir / "final"
-        trainer.save_model(str(final))
-        if not trainer.accelerator.is_main_process:
-            return
-        auto = AutoModelForSequenceClassification if method == "reward" else AutoModelForCausalLM
-        extra: dict[str, Any] = {"num_labels": 1} if method == "reward" else {}
-        if (final / "adapter_config.json").exists():
-            from peft import PeftModel
-
-            base = auto.from_pretrained(hf_dir, dtype=torch.float32, **extra)
-            model = PeftModel.from_pretrained(base, final).merge_and_unload()
-        else:
-            model = auto.from_pretrained(final, dtype=torch.float32, **extra)
-    model = model.to("cpu", dtype=torch.float32)  # the registry keeps fp32 checkpoints
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)  # with the chat template: the version renders like its base
 
 
 def _metrics(trainer: Any, config: TrainConfig, wall_s: float, resumed_from: int) -> dict[str, Any]:
@@ -344,12 +324,18 @@ def train(
     from tandem.store import make_engine, make_session_factory, migrate
     from tandem.train.card import render_model_card
     from tandem.train.loss_curve import plot_loss_curve
+    from tandem.train.registry_files import save_trained
 
     if not is_train_method(method):
         raise ConfigError(f"method must be one of {', '.join(TRAIN_METHODS)}, got {method!r}")
     # Under `accelerate launch` every process runs this function; only the main one touches
     # the database and the registry, the others train and help save sharded weights.
-    is_main = PartialState().is_main_process
+    # `cpu` as the Trainer will (`use_cpu`): without it, processes launched on a host with no
+    # GPU would not join a gloo group, each would think itself the main one, and all of them
+    # would register the version.
+    import torch
+
+    is_main = PartialState(cpu=not torch.cuda.is_available()).is_main_process
     data = resolve_training_data(home, dataset, DATASET_KIND_FOR_METHOD[method])
     hf_dir = base_checkpoint(home, base) if is_main else model_root(home, base) / "hf"
     PartialState().wait_for_everyone()  # the embedded model may have just been prepared
@@ -404,7 +390,7 @@ def train(
         if is_main:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
-        _merged_checkpoint(method, trainer, hf_dir, run_dir, staging / "hf")
+        save_trained(method, trainer, hf_dir, run_dir, staging)
         if not is_main:
             return TrainResult(version, None, metrics)
 
@@ -441,8 +427,8 @@ def train(
                 card=card,
                 build_onnx_format=config.build_onnx,
             )
-        # The merged model is registered; checkpoints and the adapter only served getting there.
-        for stale in [*run_dir.glob("checkpoint-*"), run_dir / "final"]:
+        # The version is registered; the checkpoints only served getting there.
+        for stale in [*run_dir.glob("checkpoint-*"), run_dir / "final", run_dir / "dataset"]:
             shutil.rmtree(stale, ignore_errors=True)
         return TrainResult(version, root, record)
     finally:

@@ -12,6 +12,9 @@ POST  /api/admin/rollouts/{id}/rollback            production back to the versio
 
 Every change is recorded with who, when and why (docs/rollout.md). Promotion through the API
 never forces past failing gates; only the CLI's `--force` can, and it is recorded as forced.
+A version that is a LoRA adapter served by vLLM is loaded there before a change makes it served
+(409 and no change when vLLM refuses), and unloaded once no rollout serves it
+(`tandem.api.lora_rollouts`, docs/howto/vllm.md).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from tandem.api.deps import AdminUser, CatalogDep, SessionDep
+from tandem.api.deps import AdminUser, CatalogDep, LoraAdaptersDep, SessionDep
+from tandem.api.lora_rollouts import change_serving
 from tandem.api.schemas import Body, Id, ModelId
 from tandem.engines import ModelCatalog, ModelNotFound
 from tandem.rollout.gates import check_gates
@@ -167,11 +171,20 @@ def list_rollouts(_: AdminUser, session: SessionDep) -> list[dict[str, Any]]:
 
 @router.post("/api/admin/rollouts", response_model=RolloutPublic)
 def set_production(
-    body: ProductionIn, admin: AdminUser, session: SessionDep, catalog: CatalogDep
+    body: ProductionIn,
+    admin: AdminUser,
+    session: SessionDep,
+    catalog: CatalogDep,
+    adapters: LoraAdaptersDep,
 ) -> dict[str, Any]:
     _servable(catalog, body.version)
     repo = RolloutRepo(session)
-    row = repo.set_production(body.profile_id, body.version, admin.id, body.reason)
+    row = change_serving(
+        adapters,
+        session,
+        [body.version],
+        lambda: repo.set_production(body.profile_id, body.version, admin.id, body.reason),
+    )
     return _public(repo, row)
 
 
@@ -191,7 +204,12 @@ def update_rollout(
 
 @router.put("/api/admin/rollouts/{rollout_id}/candidates", response_model=RolloutPublic)
 def put_candidate(
-    rollout_id: Id, body: CandidateIn, admin: AdminUser, session: SessionDep, catalog: CatalogDep
+    rollout_id: Id,
+    body: CandidateIn,
+    admin: AdminUser,
+    session: SessionDep,
+    catalog: CatalogDep,
+    adapters: LoraAdaptersDep,
 ) -> dict[str, Any]:
     """Adds the candidate (share default 0, comparisons default off) or updates the given
     fields of an existing one."""
@@ -209,23 +227,37 @@ def put_candidate(
         )
     else:
         _servable(catalog, body.version)
-        repo.add_candidate(
-            row.id,
-            body.version,
-            body.traffic_share or 0.0,
-            bool(body.in_comparisons),
-            admin.id,
-            body.reason,
+        change_serving(
+            adapters,
+            session,
+            [body.version],
+            lambda: repo.add_candidate(
+                row.id,
+                body.version,
+                body.traffic_share or 0.0,
+                bool(body.in_comparisons),
+                admin.id,
+                body.reason,
+            ),
         )
     return _public(repo, row)
 
 
 @router.post("/api/admin/rollouts/{rollout_id}/candidates/remove", response_model=RolloutPublic)
 def remove_candidate(
-    rollout_id: Id, body: VersionIn, admin: AdminUser, session: SessionDep
+    rollout_id: Id,
+    body: VersionIn,
+    admin: AdminUser,
+    session: SessionDep,
+    adapters: LoraAdaptersDep,
 ) -> dict[str, Any]:
     repo = RolloutRepo(session)
-    repo.remove_candidate(rollout_id, body.version, admin.id, body.reason)
+    change_serving(
+        adapters,
+        session,
+        [],
+        lambda: repo.remove_candidate(rollout_id, body.version, admin.id, body.reason),
+    )
     return _public(repo, repo.get(rollout_id))
 
 
@@ -241,18 +273,39 @@ def check_version(
 
 @router.post("/api/admin/rollouts/{rollout_id}/promote", response_model=PromotionPublic)
 def promote_candidate(
-    rollout_id: Id, body: PromoteIn, admin: AdminUser, session: SessionDep
+    rollout_id: Id,
+    body: PromoteIn,
+    admin: AdminUser,
+    session: SessionDep,
+    adapters: LoraAdaptersDep,
 ) -> dict[str, Any]:
     """409 with the failed checks when the gates refuse; the report is in the history."""
     repo = RolloutRepo(session)
-    report, row = promote(session, repo.get(rollout_id), body.version, admin.id, body.reason)
+    rollout = repo.get(rollout_id)
+    report, row = change_serving(
+        adapters,
+        session,
+        [body.version],  # a candidate is loaded already, unless its server restarted
+        lambda: promote(session, rollout, body.version, admin.id, body.reason),
+    )
     return {"gates": report.to_dict(), "rollout": _public(repo, row)}
 
 
 @router.post("/api/admin/rollouts/{rollout_id}/rollback", response_model=RolloutPublic)
 def rollback_production(
-    rollout_id: Id, body: RollbackIn, admin: AdminUser, session: SessionDep
+    rollout_id: Id,
+    body: RollbackIn,
+    admin: AdminUser,
+    session: SessionDep,
+    adapters: LoraAdaptersDep,
 ) -> dict[str, Any]:
     repo = RolloutRepo(session)
-    row = rollback(session, repo.get(rollout_id), admin.id, body.reason)
+    rollout = repo.get(rollout_id)
+    previous = repo.previous_production(rollout.id)  # None: rollback refuses with a 409
+    row = change_serving(
+        adapters,
+        session,
+        [previous] if previous else [],
+        lambda: rollback(session, rollout, admin.id, body.reason),
+    )
     return _public(repo, row)
