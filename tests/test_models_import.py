@@ -220,7 +220,10 @@ def _weights_as_bin(path: Path) -> None:
     ("breakage", "message"),
     [
         (_remove("config.json"), "no config.json in {path}: not a Hugging Face checkpoint"),
-        (_adapter_only, "{path} is a PEFT adapter, not a checkpoint: merge it into its base first"),
+        (
+            _adapter_only,
+            "{path} is a PEFT adapter, not a checkpoint: import it with --adapter-of BASE",
+        ),
         (
             _weights_as_bin,
             "no safetensors weights in {path} (found pytorch_model.bin: save it with "
@@ -278,6 +281,35 @@ def test_a_taken_name_and_a_bad_name_are_refused(checkpoint: Path) -> None:
     assert code == ExitCode.USAGE and "invalid version name 'smollm2@onnx'" in err
     code, _, err = invoke(str(checkpoint / "nowhere"))
     assert (code, err) == (ExitCode.USAGE, f"error: {checkpoint / 'nowhere'} is not a directory\n")
+
+
+def test_an_adapter_trained_elsewhere_is_imported_as_an_adapter_version(
+    checkpoint: Path, tandem_home: Path
+) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    assert invoke(str(checkpoint), "--no-build-onnx")[0] == 0
+    adapter = checkpoint.parent / "acme-lora"
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    get_peft_model(model, LoraConfig(r=4, target_modules="all-linear")).save_pretrained(adapter)
+
+    code, out, err = invoke(str(adapter), "--adapter-of", "acme-tiny")
+    assert code == 0, err
+    assert json.loads(out)["adapter_of"] == "acme-tiny"
+    root = tandem_home / "models" / "acme-lora"
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert (manifest["adapter_of"], manifest["formats"]) == ("acme-tiny", {"adapter": "adapter"})
+    assert (root / "adapter" / "adapter_model.safetensors").is_file()
+    with cli_session(Settings.from_env()) as session:
+        row = ModelVersionRepo(session).get("acme-lora")
+        assert (row.parent_id, row.status) == ("acme-tiny", "candidate")
+        assert "A LoRA adapter of acme-tiny (rank 4)" in row.card
+
+    assert invoke(str(adapter), "--adapter-of", "acme-tiny")[0] == ExitCode.CONFLICT
+    assert invoke(str(adapter), "--adapter-of", "nope", "--name", "x")[0] == ExitCode.NOT_FOUND
+    code, _, err = invoke(str(checkpoint), "--adapter-of", "acme-tiny", "--name", "y")
+    assert code == ExitCode.USAGE and "is not a PEFT adapter" in err
 
 
 @pytest.mark.model  # a real (if tiny) TRL run: seconds of imports, kept out of the fast suite

@@ -141,10 +141,12 @@ def test_an_adapter_the_base_cannot_carry_says_to_merge_it(imported: Path, tmp_p
     from transformers import AutoModelForCausalLM
 
     from tandem.engines.base import EngineError
+    from tandem.engines.onnx import OnnxEngine
     from tandem.engines.setup import build_catalog
 
     model = AutoModelForCausalLM.from_pretrained(imported)
-    _adapter(model, tmp_path / "head", seed=3, targets=["q_proj", "lm_head"])
+    projections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    _adapter(model, tmp_path / "head", seed=3, targets=[*projections, "lm_head"])
     settings = Settings.from_env()
     with cli_session(settings) as session:
         register_adapter(
@@ -155,5 +157,17 @@ def test_an_adapter_the_base_cannot_carry_says_to_merge_it(imported: Path, tmp_p
         with pytest.raises(EngineError, match="tandem models merge acme-tiny-head --onnx"):
             catalog.get("acme-tiny-head")
         assert _answer(catalog.get("acme-tiny"), SHORT)  # the base still serves
+    finally:
+        catalog.close()
+    # Doing what the error says serves the version as a merged copy of its own.
+    merged = CliRunner().invoke(app, ["models", "merge", "acme-tiny-head", "--onnx"])
+    assert merged.exit_code == 0, merged.output
+    catalog = build_catalog(settings)
+    try:
+        engine = catalog.get("acme-tiny-head")
+        assert isinstance(engine, OnnxEngine) and engine is not catalog.get("acme-tiny")
+        # int8 weights (the merged copy is built like any version): its answer is the
+        # adapter's, not the base's; the exact tokens are the fp32 test's above.
+        assert _answer(engine, SHORT) != _answer(catalog.get("acme-tiny"), SHORT)
     finally:
         catalog.close()

@@ -64,7 +64,8 @@ def test_a_rater_built_snapshot_trains_a_two_step_candidate(
         database_url=app.state.settings.database_url,
         config=resolve_config("sft", overrides=overrides),
     )
-    assert result.root is not None and (result.root / "hf" / "model.safetensors").is_file()
+    assert result.root is not None  # a LoRA run: an adapter version of the base
+    assert (result.root / "adapter" / "adapter_model.safetensors").is_file()
     with app.state.session_factory() as session:
         row = ModelVersionRepo(session).get(result.version)
     assert (row.parent_id, row.status) == (BASE, "candidate")

@@ -4,6 +4,7 @@ tandem models list
 tandem models show VERSION
 tandem models prepare [--fp32]
 tandem models import PATH [--name NAME] [--copy|--link] [--build-onnx|--no-build-onnx]
+tandem models import ADAPTER_DIR --adapter-of BASE [--name NAME]
 tandem models merge VERSION [--onnx]
 tandem models lineage [VERSION]
 tandem models set-status VERSION candidate|production|retired
@@ -108,12 +109,24 @@ def models_import(
             show_default=False,
         ),
     ] = None,
+    adapter_of: Annotated[
+        str | None,
+        typer.Option(
+            help="PATH is a PEFT LoRA adapter trained on this registry version: register it as "
+            "an adapter version of it.",
+        ),
+    ] = None,
 ) -> None:
-    """Register a local checkpoint as a base version (no parent) that training can start from."""
-    from tandem.registry.checkpoint_import import import_checkpoint
+    """Register a local checkpoint as a base version (no parent) that training can start from,
+    or, with --adapter-of, a LoRA adapter trained elsewhere as a candidate of its base."""
+    from tandem.registry.checkpoint_import import import_adapter, import_checkpoint
 
     settings = Settings.from_env()
     with cli_session(settings) as session:
+        if adapter_of is not None:
+            row = import_adapter(session, settings.home, path, base=adapter_of, name=name)
+            typer.echo(json.dumps({"id": row.id, "adapter_of": adapter_of, "path": row.base_path}))
+            return
         row = import_checkpoint(
             session, settings.home, path, name=name, link=not copy, build_onnx=build_onnx
         )

@@ -17,17 +17,14 @@ its builder makes only for CUDA, and one og.Generator per request does not batch
 * A finished request's keys and values are kept in a prefix cache (`tandem.engines.prefix_cache`,
   `prefix_cache_mb`), so a conversation's next turn, or a regenerate, copies its history's
   cache into the new slot and prefills only the new tokens.
-* LoRA adapter versions of the served model run over the same session and weights
-  (`tandem.engines.onnx_lora`): each request names its adapter (or none), and a decode step
-  feeds every row its own low-rank branch (`tandem.engines.onnx_adapter` is such a version's
-  catalog entry).
+* LoRA adapter versions run over the same weights (`tandem.engines.onnx_lora`): each request
+  names its adapter (or none); a decode step gives every row its own low-rank branch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import threading
 from collections import deque
@@ -50,7 +47,7 @@ from tandem.engines.base import (
     ensure_fits,
     relay,
 )
-from tandem.engines.onnx_graph import serving_graph
+from tandem.engines.onnx_graph import serving_graph, session_options
 from tandem.engines.onnx_lora import AdapterSet
 from tandem.engines.prefix_cache import PrefixCache
 from tandem.engines.sampling import sample_token
@@ -116,20 +113,15 @@ class OnnxEngine(Engine):
         self.max_batch = max_batch
         self.max_context = min(max_context, config.get("context_length", max_context))
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.inter_op_num_threads = 1
-        # No spin-waiting between operators: spinning threads keep every core busy while the
-        # web server's threads wait for one (bench/load.py, 50 users on 2 shared cores: the
-        # answers' p50 went from 7.4 s to 2.6 s; docs/security.md, "Load").
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # The graph is loaded without its weights, changed to score the last position only,
-        # and handed over with the folder its weights live in.
-        options.add_session_config_entry(
-            "session.model_external_initializers_file_folder_path", str(model_dir)
+        options = session_options(model_dir, threads)
+        # No LoRA branches until an adapter is served: they cost production (adapters.json).
+        plain, _ = serving_graph(model_dir / decoder["filename"], lora_branches=False)
+        self.session = ort.InferenceSession(plain, options, providers=["CPUExecutionProvider"])
+        self._options = options
+        self._branched_graph, self.lora_sites = (
+            serving_graph(model_dir / decoder["filename"]) if lora_branches else (b"", {})
         )
-        graph, self.lora_sites = serving_graph(model_dir / decoder["filename"], lora_branches)
-        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self._branched, self._pending_session = False, None  # `serve_adapters`
         self.adapters = AdapterSet(self.lora_sites)  # the base's own (rank 0) to start
         self._bound_adapters: tuple[str | None, ...] | None = None  # as `_bound_rows`
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
@@ -163,6 +155,22 @@ class OnnxEngine(Engine):
 
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def serve_adapters(self) -> None:
+        """Switch to the graph with LoRA branches (once, before the first adapter is added):
+        built here, swapped in by the scheduler between steps (the KV buffers are the engine's,
+        so requests in flight go on)."""
+        if not self.lora_sites:
+            raise EngineError("this model's graph has no projections to serve adapters on")
+        if self._branched or self._pending_session is not None:
+            return
+        session = ort.InferenceSession(
+            self._branched_graph, self._options, providers=["CPUExecutionProvider"]
+        )
+        with self._wakeup:
+            if not self._branched and self._pending_session is None:
+                self._pending_session = session
+                self._wakeup.notify()
 
     async def stream(
         self, prompt: EncodedPrompt, params: SamplingParams
@@ -235,6 +243,9 @@ class OnnxEngine(Engine):
                     self._wakeup.wait()
                 if self._closed:
                     break
+                if self._pending_session is not None:  # adapters from now on (`serve_adapters`)
+                    self.session, self._pending_session = self._pending_session, None
+                    self._branched, self._bound_rows = True, None
                 admitted: list[_Request] = []
                 while self._waiting and len(self._active) + len(admitted) < self.max_batch:
                     admitted.append(self._waiting.popleft())
@@ -331,13 +342,14 @@ class OnnxEngine(Engine):
             self._bound_rows = rows
             self._bound_adapters = None
         adapters = tuple(r.adapter for r in self._active[first_slot : first_slot + n])
-        if adapters != self._bound_adapters:
+        if self._branched and adapters != self._bound_adapters:
             # Bound until the batch's adapters change (a request joins or leaves), like the
             # cache buffers: not 2 inputs per projection on every step.
-            for key, (a, b) in self.adapters.values_for(adapters).items():
+            for key, (a, b, rows_mask) in self.adapters.values_for(adapters).items():
                 site = self.lora_sites[key]
                 self._binding.bind_ortvalue_input(site.a_input, a)
                 self._binding.bind_ortvalue_input(site.b_input, b)
+                self._binding.bind_ortvalue_input(site.mask_input, rows_mask)
             self._bound_adapters = adapters
         binding = self._binding
         binding.bind_cpu_input("input_ids", ids)

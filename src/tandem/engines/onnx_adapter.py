@@ -26,6 +26,7 @@ class AdapterEngine(Engine):
         super().__init__(model_id)
         self.base = base
         self.max_context = base.max_context
+        base.serve_adapters()
         base.adapters.add(model_id, weights)
 
     @property

@@ -7,18 +7,20 @@ graph is loaded without its weights; the session is pointed at their folder):
   matrices are *inputs* of the graph, so LoRA adapters run over the shared base weights
   (`tandem.engines.onnx_lora` feeds them):
 
-      y = MatMul(x, W)                     # the base weights, int8 or fp32, shared by all
-      y = y + MatMul(MatMul(x, A), B)      # A [rows, K, r], B [rows, r, N], fed per run
+      y = MatMul(x, W)                          # the base weights, int8 or fp32, shared
+      y = y + MatMul(MatMul(x, A) * M, B)       # A [K, R], B [R, N], M [rows, 1, R]: fed
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+import onnxruntime as ort
 
 
 def last_position_logits(model: onnx.ModelProto) -> None:
@@ -70,6 +72,7 @@ class LoraSite:
 
     a_input: str
     b_input: str
+    mask_input: str
     in_features: int
     # (HF module name under `model.layers.<i>.`, its output features), in packing order
     parts: tuple[tuple[str, int], ...]
@@ -116,8 +119,10 @@ def intermediate_size(model: onnx.ModelProto) -> int | None:
 
 
 def add_lora_branches(model: onnx.ModelProto, shapes: DecoderShapes) -> dict[str, LoraSite]:
-    """Give every projection MatMul a LoRA branch fed by two new graph inputs (in place).
-    Returns the sites by key `"<layer>/<proj>"`."""
+    """Give every projection MatMul a LoRA branch fed by three new graph inputs (in place):
+    A [K, R] and B [R, N], the ranks of every adapter in the batch side by side, and a mask
+    M [rows, 1, R] that keeps, for each row, its own adapter's part of R (rows 1: one adapter
+    for the whole batch). Returns the sites by key `"<layer>/<proj>"`."""
     graph = model.graph
     sites: dict[str, LoraSite] = {}
     nodes: list[onnx.NodeProto] = []
@@ -129,24 +134,33 @@ def add_lora_branches(model: onnx.ModelProto, shapes: DecoderShapes) -> dict[str
         layer, _, proj = match.groups()
         key = f"{layer}/{proj}"
         in_features, parts = _site_shape(proj, shapes)
-        site = LoraSite(f"lora/{key}/A", f"lora/{key}/B", in_features, parts)
+        site = LoraSite(f"lora/{key}/A", f"lora/{key}/B", f"lora/{key}/M", in_features, parts)
         x, y = node.input[0], node.output[0]
-        base_out, low, delta = f"{y}/base", f"lora/{key}/xA", f"lora/{key}/xAB"
+        base_out, low, masked, delta = (
+            f"{y}/base",
+            f"lora/{key}/xA",
+            f"lora/{key}/xAM",
+            f"lora/{key}/xAMB",
+        )
         node.output[0] = base_out
         nodes += [
             onnx.helper.make_node("MatMul", [x, site.a_input], [low], name=f"/lora/{key}/A"),
-            onnx.helper.make_node("MatMul", [low, site.b_input], [delta], name=f"/lora/{key}/B"),
+            onnx.helper.make_node("Mul", [low, site.mask_input], [masked], name=f"/lora/{key}/M"),
+            onnx.helper.make_node("MatMul", [masked, site.b_input], [delta], name=f"/lora/{key}/B"),
             onnx.helper.make_node("Add", [base_out, delta], [y], name=f"/lora/{key}/Add"),
         ]
-        # Each input its own symbolic dims: ranks differ per site (q/k/v packed is 3r).
+        # Each site its own symbolic dims: ranks differ per site (q/k/v packed is 3r).
         rows, rank = f"lora_rows_{layer}_{proj}", f"lora_rank_{layer}_{proj}"
         graph.input.extend(
             [
                 onnx.helper.make_tensor_value_info(
-                    site.a_input, onnx.TensorProto.FLOAT, [rows, in_features, rank]
+                    site.a_input, onnx.TensorProto.FLOAT, [in_features, rank]
                 ),
                 onnx.helper.make_tensor_value_info(
-                    site.b_input, onnx.TensorProto.FLOAT, [rows, rank, site.out_features]
+                    site.b_input, onnx.TensorProto.FLOAT, [rank, site.out_features]
+                ),
+                onnx.helper.make_tensor_value_info(
+                    site.mask_input, onnx.TensorProto.FLOAT, [rows, 1, rank]
                 ),
             ]
         )
@@ -177,3 +191,19 @@ def serving_graph(
         )
         sites = add_lora_branches(model, shapes)
     return model.SerializeToString(), sites
+
+
+def session_options(model_dir: Path, threads: int | None) -> ort.SessionOptions:
+    """How the engine's sessions run (the graphs of `serving_graph`, weights in `model_dir`)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    # No spin-waiting between operators: spinning threads keep every core busy while the
+    # web server's threads wait for one (bench/load.py, 50 users on 2 shared cores: the
+    # answers' p50 went from 7.4 s to 2.6 s; docs/security.md, "Load").
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The graph is loaded without its weights and handed over with the folder they live in.
+    options.add_session_config_entry(
+        "session.model_external_initializers_file_folder_path", str(model_dir)
+    )
+    return options

@@ -8,10 +8,9 @@ B = scale * lora_B.T per projection; the packed q/k/v projection gets the three 
 along the rank (B block-diagonal). An adapter trained on another adapter version (a chain) is
 the concatenation of the chain's branches along the rank: x A1 B1 + x A2 B2 = x [A1 A2] [B1; B2].
 
-A batch feeds `rows` = 1 when every request in it uses the same adapter (it broadcasts over the
-batch, no copy), or one row per request when they differ (each row its own A and B,
-zero-padded to the largest rank: the batched-LoRA idea of S-LoRA/Punica, done with a plain
-batched MatMul). The base model itself runs with rank 0: an empty branch that adds nothing.
+A batch is fed its adapters' ranks side by side and a mask per row that keeps the row's own
+(`AdapterSet`): the segmented idea of S-LoRA/Punica's batched LoRA, done with a plain MatMul
+and a Mul. The base model itself runs with rank 0: an empty branch that adds nothing.
 
     weights = load_adapter_chain([adapter_dir], engine.lora_sites)   # per adapter version
     engine.adapters.add("my-lora-v1", weights)
@@ -22,6 +21,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -118,67 +120,100 @@ def load_adapter_chain(adapter_dirs: list[Path], sites: dict[str, LoraSite]) -> 
     return weights
 
 
-def stack_rows(rows: list[AdapterWeights]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-row branches for a batch whose rows use different adapters: [rows, K, r_max] and
-    [rows, r_max, N], each row's own matrices zero-padded to the largest rank (zeros add
-    nothing, so a shorter adapter, or the base, answers as alone)."""
-    stacked = {}
-    for key in rows[0]:
-        rank = max(w[key][0].shape[1] for w in rows)
-        k, n = rows[0][key][0].shape[0], rows[0][key][1].shape[1]
-        a = np.zeros((len(rows), k, rank), np.float32)
-        b = np.zeros((len(rows), rank, n), np.float32)
-        for i, weights in enumerate(rows):
-            wa, wb = weights[key]
-            a[i, :, : wa.shape[1]] = wa
-            b[i, : wb.shape[0]] = wb
-        stacked[key] = (a, b)
-    return stacked
-
-
 def adapter_nbytes(weights: AdapterWeights) -> int:
     return sum(a.nbytes + b.nbytes for a, b in weights.values())
 
 
+@dataclass
+class _Group:
+    """The branches' inputs for a batch of these adapters: A and B with their ranks side by
+    side, and where each adapter's part of the rank is (per site)."""
+
+    values: dict[str, tuple[ort.OrtValue, ort.OrtValue]]
+    spans: dict[str, dict[str | None, tuple[int, int]]]
+    ones: dict[str, ort.OrtValue]  # the mask of a batch of one adapter: all of R
+
+
+def _value(matrix: np.ndarray) -> ort.OrtValue:
+    # Wraps the array without a copy (and keeps a reference to it).
+    return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(matrix))
+
+
 class AdapterSet:
-    """The adapters an engine serves, as the OrtValues fed to its graph's branches. Only the
-    engine's scheduler thread asks for values; adding and removing are single dict writes."""
+    """The adapters an engine serves, as the inputs of its graph's branches. The scheduler
+    thread asks for values; requests' threads add and remove adapters.
+
+    A batch whose rows use adapters a1..am (the base counts, with rank 0) is fed A = [A1 .. Am]
+    and B = [B1; ..; Bm] once per such group (no copy for a group of one adapter besides the
+    base) and a mask per row: the cost of a step grows with the group's total rank, not with
+    the rows, and a request joining or leaving rebuilds only the small masks."""
+
+    GROUPS_KEPT = 4
 
     def __init__(self, sites: dict[str, LoraSite]) -> None:
         self._weights: dict[str | None, AdapterWeights] = {None: empty_branches(sites)}
-        self._values: dict[str | None, dict[str, tuple[ort.OrtValue, ort.OrtValue]]] = {}
-        self._mixed: tuple[tuple[str | None, ...], dict[str, tuple[ort.OrtValue, ...]]] | None
-        self._mixed = None
-        self._values[None] = self._as_values(self._weights[None], batched=False)
+        self._groups: OrderedDict[tuple[str | None, ...], _Group] = OrderedDict()
+        self._batch: tuple[tuple[str | None, ...], dict[str, tuple[ort.OrtValue, ...]]] | None
+        self._batch = None
+        self._lock = threading.Lock()
 
     def __contains__(self, name: str | None) -> bool:
         return name in self._weights
 
     def add(self, name: str, weights: AdapterWeights) -> None:
-        self._values[name] = self._as_values(weights, batched=False)
         self._weights[name] = weights
 
     def remove(self, name: str) -> None:
-        self._weights.pop(name, None)
-        self._values.pop(name, None)
+        with self._lock:
+            self._weights.pop(name, None)
+            for members in [m for m in self._groups if name in m]:
+                del self._groups[members]
+            if self._batch is not None and name in self._batch[0]:
+                self._batch = None
 
     def values_for(self, rows: tuple[str | None, ...]) -> dict[str, tuple[ort.OrtValue, ...]]:
-        """The branches' inputs for a batch whose rows use `rows`' adapters: one adapter's
-        batch-1 values (broadcast), or every row its own, stacked and kept while the batch
-        stays the same."""
-        if len(set(rows)) == 1:
-            return dict(self._values[rows[0]])
-        if self._mixed is None or self._mixed[0] != rows:
-            stacked = stack_rows([self._weights[name] for name in rows])
-            self._mixed = (rows, self._as_values(stacked, batched=True))
-        return self._mixed[1]
+        """A, B and M for each site, for a batch whose rows use `rows`' adapters."""
+        with self._lock:
+            if self._batch is not None and self._batch[0] == rows:
+                return self._batch[1]
+            members = tuple(dict.fromkeys(rows))
+            group = self._group(members)
+            values: dict[str, tuple[ort.OrtValue, ...]] = {}
+            for key, (a, b) in group.values.items():
+                if len(members) == 1:
+                    mask = group.ones[key]
+                else:
+                    rank = a.shape()[1]
+                    matrix = np.zeros((len(rows), 1, rank), np.float32)
+                    for i, name in enumerate(rows):
+                        start, end = group.spans[key][name]
+                        matrix[i, 0, start:end] = 1
+                    mask = _value(matrix)
+                values[key] = (a, b, mask)
+            self._batch = (rows, values)
+            return values
 
-    @staticmethod
-    def _as_values(
-        weights: AdapterWeights, batched: bool
-    ) -> dict[str, tuple[ort.OrtValue, ort.OrtValue]]:
-        # OrtValues wrap the arrays without a copy (and keep a reference to them).
-        def value(matrix: np.ndarray) -> ort.OrtValue:
-            return ort.OrtValue.ortvalue_from_numpy(matrix if batched else matrix[None])
-
-        return {key: (value(a), value(b)) for key, (a, b) in weights.items()}
+    def _group(self, members: tuple[str | None, ...]) -> _Group:
+        if members in self._groups:
+            self._groups.move_to_end(members)
+            return self._groups[members]
+        values, spans, ones = {}, {}, {}
+        for key in self._weights[None]:
+            pairs = [(name, *self._weights[name][key]) for name in members]
+            used = [(a, b) for _, a, b in pairs if a.shape[1]]
+            if len(used) == 1:  # one adapter (and the base): its own arrays, no copy
+                a, b = used[0]
+            else:
+                a = np.concatenate([a for _, a, _ in pairs], axis=1)
+                b = np.concatenate([b for _, _, b in pairs], axis=0)
+            offsets = np.cumsum([0] + [a.shape[1] for _, a, _ in pairs])
+            spans[key] = {
+                name: (int(offsets[i]), int(offsets[i + 1])) for i, (name, _, _) in enumerate(pairs)
+            }
+            values[key] = (_value(a), _value(b))
+            ones[key] = _value(np.ones((1, 1, a.shape[1]), np.float32))
+        group = _Group(values, spans, ones)
+        self._groups[members] = group
+        while len(self._groups) > self.GROUPS_KEPT:
+            self._groups.popitem(last=False)
+        return group

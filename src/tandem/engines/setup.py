@@ -138,7 +138,11 @@ def add_registry_versions(
             catalog.add_lazy(
                 _remote_info(root.name, backend), partial(_lora_engine, backend, root.name)
             )
-        elif chain is not None and (registry / chain[0] / "onnx").is_dir():
+        elif (
+            chain is not None
+            and (registry / chain[0] / "onnx").is_dir()
+            and not (root / "onnx").is_dir()  # merged on demand (`models merge --onnx`)
+        ):
             # A candidate costs its adapter, not a second model: the base's engine serves it.
             info = ModelInfo(id=root.name, backend="onnx")
             catalog.add_lazy(info, partial(_onnx_adapter, catalog, root.name, *chain))

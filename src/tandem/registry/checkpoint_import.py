@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from tandem.core.errors import Conflict, InvalidInput
 from tandem.registry.embedded import PreparationError, model_root
-from tandem.registry.versions import CHAT, version_exists, write_version_files
+from tandem.registry.versions import CHAT, register_adapter, version_exists, write_version_files
 from tandem.store.model_versions import ModelVersionRepo
 from tandem.store.models import ModelVersion
 
@@ -107,7 +107,7 @@ def inspect_checkpoint(source: Path) -> CheckpointInfo:
     if not (source / "config.json").is_file():
         if (source / "adapter_config.json").is_file():
             raise InvalidInput(
-                f"{source} is a PEFT adapter, not a checkpoint: merge it into its base first"
+                f"{source} is a PEFT adapter, not a checkpoint: import it with --adapter-of BASE"
             )
         raise InvalidInput(f"no config.json in {source}: not a Hugging Face checkpoint")
     try:
@@ -372,3 +372,28 @@ def import_checkpoint(
 def _last_line(exc: BaseException) -> str:
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else type(exc).__name__
+
+
+def import_adapter(
+    session: Session, home: Path, source: Path, *, base: str, name: str | None = None
+) -> ModelVersion:
+    """Register a PEFT LoRA adapter trained elsewhere on `base` (a registry version) as an
+    adapter version, as a LoRA training registers its own. InvalidInput for a directory that
+    is not a LoRA adapter, NotFound for an unknown base, Conflict for a taken name."""
+    try:
+        config = json.loads((source / "adapter_config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(
+            f"{source} is not a PEFT adapter (no readable adapter_config.json)"
+        ) from exc
+    if config.get("peft_type", "LORA") != "LORA":
+        raise InvalidInput(f"{source} is a {config.get('peft_type')} adapter; tandem serves LoRA")
+    if not (source / "adapter_model.safetensors").is_file():
+        raise InvalidInput(f"no adapter_model.safetensors in {source}")
+    name = check_name(name if name is not None else version_name(source))
+    if version_exists(session, home, name):
+        raise Conflict(f"model version {name!r} already exists: choose another --name")
+    card = (
+        f"# {name}\n\nA LoRA adapter of {base} (rank {config.get('r')}), imported from {source}.\n"
+    )
+    return register_adapter(session, home, name, source, parent=base, card=card)

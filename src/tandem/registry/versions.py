@@ -211,8 +211,9 @@ def register_adapter(
     card: str = "",
     config: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Register a PEFT LoRA adapter of `parent` alone (no merged weights), status "candidate":
-    servable only through a vLLM backend with `"lora": true` whose `base_model` is `parent`.
+    """Register a PEFT LoRA adapter of `parent` trained elsewhere, as training registers its
+    own: an adapter version (no merged weights), status "candidate", served over its base by
+    the embedded engine or by a vLLM backend with `"lora": true` whose `base_model` is `parent`.
 
         register_adapter(session, home, "my-lora-v1", Path("run/adapter"), parent="base-v1")
     """
@@ -221,30 +222,16 @@ def register_adapter(
     if version_exists(session, home, version):
         raise VersionExists(f"model version {version!r} already exists")
     _ensure_parent_row(session, home, parent)
-    root = model_root(home, version)
     # Staged outside models/ (as training does): a scan never sees it half-made.
     staging = home / "runs" / f"{version}.adapter-staging"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(adapter_dir, staging / ADAPTER_FORMAT)
-    formats = {ADAPTER_FORMAT: ADAPTER_FORMAT}
-    manifest = {
-        "layout": LAYOUT_VERSION,
-        "version": version,
-        "kind": CHAT,
-        "parent": parent,
-        "adapter_of": parent,
-        "formats": formats,
-        "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    root.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(root, ignore_errors=True)
-    staging.rename(root)
+    root = write_version_files(home, version, staging, kind=CHAT, parent=parent)
     return ModelVersionRepo(session).upsert(
         version,
         parent_id=parent,
         base_path=str(root),
-        formats=formats,
+        formats={ADAPTER_FORMAT: ADAPTER_FORMAT},
         status="candidate",
         card=card or f"# {version}\n\nA LoRA adapter of {parent}.\n",
         config={**(config or {}), "kind": CHAT, "adapter_of": parent},
