@@ -85,6 +85,18 @@ def adapter_chain(registry: Path, version: str) -> tuple[str, list[Path]] | None
     return current, dirs
 
 
+def onnx_adapter_chain(registry: Path, version: str) -> tuple[str, list[Path]] | None:
+    """`adapter_chain` when the embedded engine serves `version` over its base: the base has
+    the engine's ONNX model and the version none of its own (a copy merged on demand with
+    `tandem models merge --onnx` is served as itself)."""
+    if (registry / version / "onnx").is_dir():
+        return None
+    chain = adapter_chain(registry, version)
+    if chain is None or not (registry / chain[0] / "onnx").is_dir():
+        return None
+    return chain
+
+
 def lora_backend(backends: Iterable[BackendConfig], base: str) -> BackendConfig | None:
     """The first backend that loads adapters of `base`."""
     return next((b for b in backends if b.lora and b.base_model == base), None)
@@ -151,9 +163,8 @@ class LoraAdapters:
             return None
         backend = lora_backend(self.backends, adapter.base)
         if backend is None:
-            chain = adapter_chain(self.registry, version)
-            local_base = chain is not None and (self.registry / chain[0] / "onnx").is_dir()
-            if not local_base and not any(
+            over_base = onnx_adapter_chain(self.registry, version) is not None
+            if not over_base and not any(
                 (self.registry / version / f).exists() for f in LOCAL_FORMATS
             ):
                 raise InvalidInput(

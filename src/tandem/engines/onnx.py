@@ -47,7 +47,7 @@ from tandem.engines.base import (
     ensure_fits,
     relay,
 )
-from tandem.engines.onnx_graph import serving_graph, session_options
+from tandem.engines.onnx_graph import serving_graphs, session_options
 from tandem.engines.onnx_lora import AdapterSet
 from tandem.engines.prefix_cache import PrefixCache
 from tandem.engines.sampling import sample_token
@@ -115,12 +115,11 @@ class OnnxEngine(Engine):
 
         options = session_options(model_dir, threads)
         # No LoRA branches until an adapter is served: they cost production (adapters.json).
-        plain, _ = serving_graph(model_dir / decoder["filename"], lora_branches=False)
+        plain, self._branched_graph, self.lora_sites = serving_graphs(
+            model_dir / decoder["filename"], lora_branches
+        )
         self.session = ort.InferenceSession(plain, options, providers=["CPUExecutionProvider"])
         self._options = options
-        self._branched_graph, self.lora_sites = (
-            serving_graph(model_dir / decoder["filename"]) if lora_branches else (b"", {})
-        )
         self._branched, self._pending_session = False, None  # `serve_adapters`
         self.adapters = AdapterSet(self.lora_sites)  # the base's own (rank 0) to start
         self._bound_adapters: tuple[str | None, ...] | None = None  # as `_bound_rows`

@@ -170,31 +170,33 @@ def add_lora_branches(model: onnx.ModelProto, shapes: DecoderShapes) -> dict[str
     return sites
 
 
-def serving_graph(
+def serving_graphs(
     model_path: Path, lora_branches: bool = True
-) -> tuple[bytes, dict[str, LoraSite]]:
+) -> tuple[bytes, bytes, dict[str, LoraSite]]:
     """The builder's decoder graph as the engine runs it (without its weights: the session is
-    pointed at their folder), and its LoRA sites. No branches for a benchmark's control
-    (`lora_branches` False) or a graph without gate projections: no adapters then."""
+    pointed at their folder), plain and with LoRA branches, read once, and the branches'
+    sites. No branched graph (b"", no sites) for a benchmark's control (`lora_branches`
+    False) or a graph without gate projections: no adapters then."""
     model = onnx.load(str(model_path), load_external_data=False)
     last_position_logits(model)
+    plain = model.SerializeToString()
     decoder = json.loads((model_path.parent / "genai_config.json").read_text())["model"]["decoder"]
     intermediate = intermediate_size(model)
-    sites: dict[str, LoraSite] = {}
-    if lora_branches and intermediate is not None:
-        shapes = DecoderShapes(
-            hidden=decoder["hidden_size"],
-            heads=decoder["num_attention_heads"],
-            kv_heads=decoder["num_key_value_heads"],
-            head_size=decoder["head_size"],
-            intermediate=intermediate,
-        )
-        sites = add_lora_branches(model, shapes)
-    return model.SerializeToString(), sites
+    if not lora_branches or intermediate is None:
+        return plain, b"", {}
+    shapes = DecoderShapes(
+        hidden=decoder["hidden_size"],
+        heads=decoder["num_attention_heads"],
+        kv_heads=decoder["num_key_value_heads"],
+        head_size=decoder["head_size"],
+        intermediate=intermediate,
+    )
+    sites = add_lora_branches(model, shapes)
+    return plain, model.SerializeToString(), sites
 
 
 def session_options(model_dir: Path, threads: int | None) -> ort.SessionOptions:
-    """How the engine's sessions run (the graphs of `serving_graph`, weights in `model_dir`)."""
+    """How the engine's sessions run (the graphs of `serving_graphs`, weights in `model_dir`)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1

@@ -14,7 +14,12 @@ from pathlib import Path
 from tandem.core.settings import BackendConfig, Settings
 from tandem.engines.base import Engine, ModelInfo
 from tandem.engines.catalog import ModelCatalog
-from tandem.engines.lora import adapter_chain, base_remote_model, lora_backend, read_adapter
+from tandem.engines.lora import (
+    base_remote_model,
+    lora_backend,
+    onnx_adapter_chain,
+    read_adapter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,16 +138,12 @@ def add_registry_versions(
             continue
         adapter = read_adapter(registry, root.name)
         backend = lora_backend(backends, adapter.base) if adapter else None
-        chain = adapter_chain(registry, root.name) if adapter else None
+        chain = onnx_adapter_chain(registry, root.name) if adapter else None
         if backend is not None:
             catalog.add_lazy(
                 _remote_info(root.name, backend), partial(_lora_engine, backend, root.name)
             )
-        elif (
-            chain is not None
-            and (registry / chain[0] / "onnx").is_dir()
-            and not (root / "onnx").is_dir()  # merged on demand (`models merge --onnx`)
-        ):
+        elif chain is not None:
             # A candidate costs its adapter, not a second model: the base's engine serves it.
             info = ModelInfo(id=root.name, backend="onnx")
             catalog.add_lazy(info, partial(_onnx_adapter, catalog, root.name, *chain))

@@ -98,6 +98,14 @@ def check_name(name: str) -> str:
     return name
 
 
+def _free_name(session: Session, home: Path, source: Path, name: str | None) -> str:
+    """`name` (default: the directory's), checked and not yet registered."""
+    name = check_name(name if name is not None else version_name(source))
+    if version_exists(session, home, name):
+        raise Conflict(f"model version {name!r} already exists: choose another --name")
+    return name
+
+
 def inspect_checkpoint(source: Path) -> CheckpointInfo:
     """Check that `source` is a checkpoint tandem can serve and train; InvalidInput with a
     one-line reason when it is not. Reads only the directory (configs, tokenizer, the
@@ -299,9 +307,7 @@ def import_checkpoint(
     InvalidInput for a checkpoint that fails a check, Conflict for a name already taken."""
     source = source.expanduser().resolve()
     info = inspect_checkpoint(source)
-    name = check_name(name if name is not None else version_name(source))
-    if version_exists(session, home, name):
-        raise Conflict(f"model version {name!r} already exists: choose another --name")
+    name = _free_name(session, home, source, name)
     head_ok = info.head_size is None or info.head_size % ONNX_HEAD_SIZE_MULTIPLE == 0
     if build_onnx and not head_ok:
         raise InvalidInput(
@@ -390,9 +396,7 @@ def import_adapter(
         raise InvalidInput(f"{source} is a {config.get('peft_type')} adapter; tandem serves LoRA")
     if not (source / "adapter_model.safetensors").is_file():
         raise InvalidInput(f"no adapter_model.safetensors in {source}")
-    name = check_name(name if name is not None else version_name(source))
-    if version_exists(session, home, name):
-        raise Conflict(f"model version {name!r} already exists: choose another --name")
+    name = _free_name(session, home, source, name)
     card = (
         f"# {name}\n\nA LoRA adapter of {base} (rank {config.get('r')}), imported from {source}.\n"
     )
